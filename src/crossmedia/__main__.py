@@ -1,0 +1,5 @@
+import sys
+
+from crossmedia.core.cli import main
+
+sys.exit(main())

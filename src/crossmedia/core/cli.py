@@ -1,0 +1,130 @@
+"""The ``crossmedia`` command.
+
+    crossmedia fit|validate|test|predict -c zoo/hashing/csq.yaml [--trainer.max_epochs 3 ...]
+    crossmedia fit -c csq                     # a zoo name works in place of the card path
+    crossmedia zoo list|show NAME|eval NAME|export RUN --name NAME|default TASK
+    crossmedia data list|prepare NAME [--source DIR]
+
+``fit`` & co. are LightningCLI (subclassed): a zoo card given with ``-c`` contributes its
+``config`` section. Runs live in ``runs/<name>/`` (config.yaml, checkpoints/last.ckpt, samples/,
+wandb/), so a killed run resumes with ``--ckpt_path last``.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+__all__ = ["main", "CrossmediaCLI"]
+
+_LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
+
+
+def _card_config(argv: list[str]) -> tuple[list[str], str | None]:
+    """Replace ``-c CARD`` (a card file or zoo name) by a file holding the card's config section."""
+    from crossmedia.core.cards import find_cards, read_card
+
+    out, name = [], None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        value = None
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+        elif arg.startswith("--config="):
+            value, i = arg.split("=", 1)[1], i + 1
+        else:
+            out.append(arg)
+            i += 1
+            continue
+        path = Path(value)
+        if not path.is_file() and value in find_cards():
+            path = find_cards()[value]
+        raw = yaml.safe_load(path.read_text()) if path.is_file() else None
+        if isinstance(raw, dict) and "config" in raw and "weights" in raw:
+            card = read_card(path)  # validates class paths before anything is built
+            name = card.name
+            handle = tempfile.NamedTemporaryFile("w", suffix=f"-{card.name}.yaml", delete=False)
+            yaml.safe_dump(card.config, handle)
+            handle.close()
+            value = handle.name
+        out += ["--config", value]
+    return out, name
+
+
+def _lightning_cli(argv: list[str]) -> None:
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+
+    from crossmedia.core.loggers import make_default_logger
+
+    argv, card_name = _card_config(argv)
+
+    class CrossmediaCLI(LightningCLI):
+        """LightningCLI with crossmedia defaults: run folder, W&B logger, resumable checkpoints."""
+
+        def add_arguments_to_parser(self, parser) -> None:
+            parser.add_argument("--run_name", type=str, default=card_name or "run",
+                                help="run folder name under runs/ (default: the card's name)")
+            parser.add_argument("--checkpoint_every_n_steps", type=int, default=50,
+                                help="refresh checkpoints/last.ckpt this often (mid-epoch resume)")
+
+        def instantiate_trainer(self, **kwargs) -> pl.Trainer:
+            config = self._get(self.config, "trainer", default={})
+            extra_callbacks = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
+            trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+            run_name = self._get(self.config, "run_name")
+            root = Path(config.get("default_root_dir") or Path("runs") / run_name)
+            trainer_config["default_root_dir"] = str(root)
+            if trainer_config.get("logger") in (None, True):
+                trainer_config["logger"] = make_default_logger(root, run_name)
+            callbacks = list(trainer_config.get("callbacks") or [])
+            if trainer_config.get("enable_checkpointing", True) is not False and not any(
+                isinstance(cb, ModelCheckpoint) for cb in callbacks + extra_callbacks
+            ):
+                every = self._get(self.config, "checkpoint_every_n_steps")
+                callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", save_last=True,
+                                                 save_top_k=0, every_n_train_steps=every))
+                callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", save_last=True, save_top_k=0))
+            trainer_config["callbacks"] = callbacks
+            return self._instantiate_trainer(trainer_config, extra_callbacks)
+
+    CrossmediaCLI(
+        pl.LightningModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_callback=SaveConfigCallback,
+        save_config_kwargs={"overwrite": True},
+        args=argv,
+        auto_configure_optimizers=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "zoo":
+        from crossmedia.core.zoo_cli import zoo_main
+
+        return zoo_main(argv[1:])
+    if argv and argv[0] == "data":
+        from crossmedia.core.zoo_cli import data_main
+
+        return data_main(argv[1:])
+    if not argv or argv[0] in ("-h", "--help") or argv[0] in _LIGHTNING_COMMANDS:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(__doc__)
+            if not argv:
+                return 2
+        _lightning_cli(argv)
+        return 0
+    print(f"crossmedia: unknown command {argv[0]!r}; commands: fit, validate, test, predict, zoo, data",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Turn a finished training run into a zoo entry: safetensors weights + a measured card."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from crossmedia.core import paths
+from crossmedia.core.checkpoint_io import save_weights
+
+__all__ = ["export_run"]
+
+
+def _state_dict_from_checkpoint(ckpt: Path) -> dict:
+    """Read the state dict of a Lightning checkpoint the user trained *themselves*.
+
+    ``weights_only=True`` keeps torch's restricted unpickler in charge even here.
+    """
+    import torch
+
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    return checkpoint["state_dict"]
+
+
+def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summary: str | None = None,
+               zoo_dir: str | Path | None = None, checkpoints_dir: str | Path | None = None,
+               default: bool = False, tolerance: float = 0.005, progress: bool = True) -> Path:
+    """Write ``checkpoints/<name>.safetensors`` and ``zoo/<task>/<name>.yaml`` from ``run_dir``.
+
+    The card's metrics are measured here, by the same code ``crossmedia zoo eval`` runs.
+    """
+    from crossmedia import zoo
+    from crossmedia.core.cards import read_card
+    from crossmedia.core.evaluate import evaluate
+
+    run_dir = Path(run_dir)
+    config_file = run_dir / "config.yaml"
+    ckpt = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    for needed in (config_file, ckpt):
+        if not needed.is_file():
+            raise FileNotFoundError(f"{needed} not found: is {run_dir} a finished `crossmedia fit` run folder?")
+    config = yaml.safe_load(config_file.read_text())
+    model_cls = zoo.import_class(config["model"]["class_path"], source=str(config_file))
+    task = getattr(model_cls, "task", None)
+    if task is None:
+        raise ValueError(f"{model_cls.__name__} has no `task` attribute; cannot place its card")
+
+    root = paths.checkout_root() or paths.home()
+    checkpoints_dir = Path(checkpoints_dir or root / "checkpoints")
+    zoo_dir = Path(zoo_dir or root / "zoo")
+    weights_path = checkpoints_dir / f"{name}.safetensors"
+    sha256 = save_weights(_state_dict_from_checkpoint(ckpt), weights_path, metadata={"name": name})
+
+    trainer_keys = ("max_epochs", "max_steps", "precision", "accumulate_grad_batches", "gradient_clip_val",
+                    "deterministic", "check_val_every_n_epoch", "log_every_n_steps")
+    trainer = {k: config["trainer"][k] for k in trainer_keys if config.get("trainer", {}).get(k) is not None}
+    card = {
+        "name": name,
+        "task": task,
+        "default": default,
+        "summary": summary or getattr(model_cls, "summary", model_cls.__name__),
+        "paper": dict(getattr(model_cls, "paper", {"title": "", "arxiv": ""})),
+        "config": {"seed_everything": config.get("seed_everything"), "model": config["model"],
+                   "data": config["data"], "trainer": trainer},
+        "weights": {"file": weights_path.name, "sha256": sha256, "url": None},
+        "metrics": [],
+        "commands": {"train": f"make train TASK={task} MODEL={name}", "eval": f"make eval MODEL={name}"},
+    }
+    card_path = zoo_dir / task / f"{name}.yaml"
+    card_path.parent.mkdir(parents=True, exist_ok=True)
+    # Written first with placeholder values so `evaluate` reads it as any card; then measured.
+    specs = [dict(spec, dataset=config["data"].get("init_args", {}).get("dataset", "?"), value=0.0,
+                  tolerance=tolerance) for spec in getattr(model_cls, "card_metrics", [])]
+    card["metrics"] = specs
+    card_path.write_text(yaml.safe_dump(card, sort_keys=False))
+    checks = evaluate(read_card(card_path), weights=weights_path, progress=progress)
+    for spec, check in zip(card["metrics"], checks):
+        spec["value"] = round(check.measured, 6)
+    card_path.write_text(yaml.safe_dump(card, sort_keys=False))
+    return card_path

@@ -1,0 +1,90 @@
+"""``crossmedia zoo …`` and ``crossmedia data …`` sub-commands (plain argparse, cheap to start)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+__all__ = ["zoo_main", "data_main"]
+
+
+def zoo_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="crossmedia zoo", description="the pretrained model zoo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="entries with summaries and headline metrics")
+    p_list.add_argument("--task")
+    p_list.add_argument("--pattern")
+    sub.add_parser("show", help="print a card").add_argument("name")
+    p_eval = sub.add_parser("eval", help="re-measure an entry and compare with its card")
+    p_eval.add_argument("name")
+    p_eval.add_argument("--weights")
+    p_export = sub.add_parser("export", help="turn a run folder into weights + a measured card")
+    p_export.add_argument("run_dir")
+    p_export.add_argument("--name", required=True)
+    p_export.add_argument("--checkpoint", default="last")
+    p_export.add_argument("--summary")
+    p_export.add_argument("--default", action="store_true", help="make it the task's default entry")
+    sub.add_parser("default", help="the entry `make train TASK=…` trains").add_argument("task")
+    args = parser.parse_args(argv)
+
+    from crossmedia import zoo
+    from crossmedia.core.cards import CardError
+    from crossmedia.core.checkpoint_io import WeightsError
+
+    try:
+        if args.command == "list":
+            for entry in zoo.list_models(task=args.task, pattern=args.pattern):
+                print(entry)
+        elif args.command == "show":
+            print(zoo.card(args.name).path.read_text(), end="")
+        elif args.command == "default":
+            print(zoo.default_model(args.task))
+        elif args.command == "eval":
+            from crossmedia.core.evaluate import evaluate
+
+            checks = evaluate(args.name, weights=args.weights)
+            print(f"{args.name}: measured vs card")
+            for check in checks:
+                print("  " + str(check))
+            return 0 if all(c.ok for c in checks) else 1
+        elif args.command == "export":
+            from crossmedia.core.export import export_run
+
+            path = export_run(args.run_dir, name=args.name, checkpoint=args.checkpoint,
+                              summary=args.summary, default=args.default)
+            print(f"wrote {path}")
+            for m in yaml.safe_load(path.read_text())["metrics"]:
+                print(f"  {m['metric']} on {m['dataset']}/{m['split']}: {m['value']}")
+    except (CardError, WeightsError, FileNotFoundError) as err:
+        print(f"crossmedia zoo {args.command}: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def data_main(argv: list[str]) -> int:
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="crossmedia data", description="datasets")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="known datasets")
+    p_prep = sub.add_parser("prepare", help="generate a built-in dataset or convert a local download")
+    p_prep.add_argument("name")
+    p_prep.add_argument("--source", type=Path, help="folder of the downloaded dataset (real datasets)")
+    p_prep.add_argument("--root", type=Path, help="where to write it (default data/NAME)")
+    p_prep.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from crossmedia.data import prepare as registry
+
+    try:
+        if args.command == "list":
+            for name, info in sorted(registry.list_datasets().items()):
+                print(f"{name:<14} {info}")
+        else:
+            path = registry.prepare(args.name, source=args.source, root=args.root, seed=args.seed)
+            print(f"{args.name} ready in {path}")
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        print(f"crossmedia data {args.command}: {err}", file=sys.stderr)
+        return 1
+    return 0
