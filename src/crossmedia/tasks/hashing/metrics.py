@@ -1,0 +1,366 @@
+"""Evaluation of deep hashing by Hamming ranking: mAP@K, precision@K, precision–recall by radius.
+
+The protocol of the deep hashing literature (DeepHash-pytorch's ``CalcTopMap``, used by CSQ,
+Yuan et al., CVPR 2020, arXiv 1908.00347): binarise query and database codes with sign
+(sign(0) = +1), rank the database for each query by Hamming distance, and call a database item
+relevant when it shares at least one label with the query. For K-bit ±1 codes the Hamming
+distance is d(q, x) = (K − q·x) / 2, so all distances come from one matrix product.
+
+Labels are multi-hot (N, C) (nonzero means "has the label"), or class indices (N,) on both sides,
+in which case relevant means "same class".
+
+Everything is vectorised over queries and processed in chunks of queries, so memory stays bounded
+(about ``chunk_size × N`` elements at a time) for any number of queries. Ranking sorts no full
+row: distances are small integers, so a per-query histogram (one ``bincount``) finds the radius
+holding the top K, and one stable sort orders only the items within it (``_nearest``).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from einops import rearrange
+from torch import Tensor
+from torchmetrics import Metric
+
+__all__ = [
+    "hamming_distance",
+    "mean_average_precision",
+    "precision_at_k",
+    "pr_curve",
+    "HammingMAP",
+    "HammingPrecisionAtK",
+    "HammingPRCurve",
+]
+
+_CHUNK_ELEMENTS = 2**20  # default bound on chunk_size × N (about 1M elements)
+
+
+# helpers
+
+def _signs(codes: Tensor, name: str) -> Tensor:
+    """±1 float codes from real-valued or ±1 codes, sign(0) = +1: (N, K) -> (N, K)."""
+    if codes.ndim != 2:
+        raise ValueError(f"{name} must be (N, bits), got shape {tuple(codes.shape)}")
+    if codes.dtype == torch.bool:
+        raise ValueError(f"{name} is boolean; pass ±1 (or real-valued) codes, sign(0) counts as +1")
+    return torch.where(codes >= 0, 1.0, -1.0)
+
+
+def _labels(labels: Tensor, n: int, name: str) -> Tensor:
+    """Multi-hot (N, C) -> float 0/1; class indices (N,) -> int64."""
+    if labels.ndim not in (1, 2) or len(labels) != n:
+        raise ValueError(f"{name} must be (N, C) multi-hot or (N,) class indices with N = {n}, "
+                         f"got shape {tuple(labels.shape)}")
+    if labels.ndim == 1:
+        return labels.long()
+    return (labels != 0).float()
+
+
+def _prepare(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, db_labels: Tensor):
+    """Validate the four inputs and put them on the query codes' device."""
+    device = q_codes.device
+    q, db = _signs(q_codes, "q_codes"), _signs(db_codes.to(device), "db_codes")
+    if q.shape[1] != db.shape[1]:
+        raise ValueError(f"q_codes have {q.shape[1]} bits but db_codes have {db.shape[1]}")
+    if len(q) == 0 or len(db) == 0:
+        raise ValueError(f"need at least one query and one database item, got {len(q)} and {len(db)}")
+    ql, dl = _labels(q_labels.to(device), len(q), "q_labels"), _labels(db_labels.to(device), len(db), "db_labels")
+    if ql.ndim != dl.ndim or (ql.ndim == 2 and ql.shape[1] != dl.shape[1]):
+        raise ValueError(f"q_labels {tuple(q_labels.shape)} and db_labels {tuple(db_labels.shape)} "
+                         "must both be (N, C) with the same C, or both (N,)")
+    return q, ql, db, dl
+
+
+def _pack_labels(labels: Tensor) -> Tensor:
+    """Multi-hot labels as bit sets, 63 classes per int64 word: (N, C) -> (N, W); (N,) unchanged."""
+    if labels.ndim == 1:
+        return labels
+    words = -(-labels.shape[1] // 63)
+    hot = torch.nn.functional.pad((labels != 0).long(), (0, words * 63 - labels.shape[1]))  # (N, 63W)
+    hot = rearrange(hot, "n (w b) -> n w b", b=63)  # (N, W, 63)
+    return (hot << torch.arange(63, device=hot.device)).sum(dim=-1)  # (N, W)
+
+
+def _relevance(q_labels: Tensor, db_labels: Tensor) -> Tensor:
+    """Whether each database item shares a label with each query: (c, ·), (N, ·) -> (c, N) bool."""
+    if q_labels.ndim == 1:
+        return q_labels[:, None] == db_labels[None, :]  # (c, N)
+    return q_labels @ db_labels.T > 0  # (c, N)
+
+
+def _chunks(num_queries: int, num_db: int, bits: int, chunk_size: int | None) -> Iterator[slice]:
+    # chunk_size·(K+1) < 2^22 keeps the flat codes of _flat_distances exact in float32
+    limit = max(1, (2**22 - 1) // (bits + 1))
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_ELEMENTS // num_db)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
+    chunk_size = min(chunk_size, limit)
+    for start in range(0, num_queries, chunk_size):
+        yield slice(start, min(start + chunk_size, num_queries))
+
+
+def _check_k(k: int | None, num_db: int, name: str) -> int:
+    if k is None:
+        return num_db
+    if int(k) != k or k < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {k!r}")
+    return min(int(k), num_db)
+
+
+def _flat_distances(q: Tensor, db_t: Tensor) -> Tensor:
+    """Row-major flat codes r·(K+1) + d(q_r, x_j) of a chunk: (c, K), (K, N) -> (c, N) int32.
+
+    One addmm: r·(K+1) + K/2 − (q_r·x_j)/2, exact in float32 for c·(K+1) < 2^22. The flat code
+    orders pairs by (query, distance), and bincount over it gives per-query distance histograms.
+    """
+    c, bits = q.shape
+    base = torch.arange(c, device=q.device, dtype=torch.float32) * (bits + 1) + bits / 2  # (c,)
+    return torch.addmm(base[:, None], q, db_t, alpha=-0.5).to(torch.int32)  # (c, N)
+
+
+def _nearest(flat: Tensor, bits: int, k: int) -> Tensor:
+    """Indices of the k nearest database items per query, by distance then index: (c, N) -> (c, k).
+
+    A counting pass instead of a sort of every row: the per-query distance histogram gives the
+    radius r* within which the k nearest lie; only items within r* (about k per query) are
+    kept, and one stable sort of their flat codes (row, distance) orders them, ties by index.
+    """
+    c, width = len(flat), bits + 1
+    counts = torch.bincount(flat.flatten(), minlength=c * width).view(c, width)  # (c, K+1)
+    within = counts.cumsum(dim=1)  # (c, K+1) items at distance ≤ r
+    radius = (within < k).sum(dim=1)  # (c,) smallest r with at least k items within r
+    kept = within.gather(1, radius[:, None]).squeeze(1)  # (c,) items within that radius
+    limit = torch.arange(c, device=flat.device, dtype=torch.int32) * width + radius.int()  # (c,)
+    rows, items = (flat <= limit[:, None]).nonzero(as_tuple=True)  # (M,), (M,) by row, then index
+    items = items[flat[rows, items].sort(stable=True).indices]  # (M,) by row, distance, index
+    start = kept.cumsum(dim=0) - kept  # (c,) first kept item of each row
+    return items[start[:, None] + torch.arange(k, device=flat.device)]  # (c, k)
+
+
+def _ranked_relevance(q: Tensor, ql: Tensor, db: Tensor, dl: Tensor, k: int,
+                      chunk_size: int | None) -> Iterator[Tensor]:
+    """Relevance of the k nearest database items, in ranking order, per chunk of queries.
+
+    Ranking is by Hamming distance ascending, ties by database index (a stable sort).
+
+    Yields:
+        (c, k) bool tensors, one per chunk.
+    """
+    bits = db.shape[1]
+    db_t = db.T.contiguous()  # (K, N)
+    q_sets, db_sets = _pack_labels(ql), _pack_labels(dl)  # (Q, W), (N, W) or (Q,), (N,)
+    for rows in _chunks(len(q), len(db), bits, chunk_size):
+        order = _nearest(_flat_distances(q[rows], db_t), bits, k)  # (c, k)
+        if q_sets.ndim == 1:
+            yield db_sets[order] == q_sets[rows, None]  # (c, k)
+        else:
+            yield (db_sets[order] & q_sets[rows, None, :]).ne(0).any(dim=-1)  # (c, k)
+
+
+# functional
+
+def hamming_distance(q_codes: Tensor, db_codes: Tensor) -> Tensor:
+    """Hamming distances between sign codes: (Q, K), (N, K) -> (Q, N) int64.
+
+    Codes are binarised with sign(0) = +1, then d = (K − q·xᵀ) / 2.
+    """
+    q, db = _signs(q_codes, "q_codes"), _signs(db_codes.to(q_codes.device), "db_codes")
+    if q.shape[1] != db.shape[1]:
+        raise ValueError(f"q_codes have {q.shape[1]} bits but db_codes have {db.shape[1]}")
+    with torch.autocast(q.device.type, enabled=False):
+        inner = q @ db.T  # (Q, N), exact: integers of at most K in float32
+    return ((q.shape[1] - inner) / 2).round().long()
+
+
+@torch.no_grad()
+def mean_average_precision(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, db_labels: Tensor, *,
+                           top_k: int | None = None, chunk_size: int | None = None) -> Tensor:
+    """mAP@K by Hamming ranking (DeepHash-pytorch ``CalcTopMap`` convention).
+
+    For each query the database is ranked by Hamming distance ascending; ties are broken by
+    database order (the earlier item ranks first, as a stable sort does). With rel(k) = 1 when
+    the item at rank k shares a label with the query, P(k) the precision of the first k items
+    and R_K = Σ_{k≤K} rel(k) the number of relevant items within the top K,
+
+        AP@K = (1 / R_K) Σ_{k≤K} P(k) rel(k),
+
+    and a query with no relevant item in its top K (R_K = 0, e.g. a query without labels) has
+    AP@K = 0 and still counts in the mean. mAP@K is the mean over all queries.
+
+    Args:
+        q_codes: (Q, K) query codes (real-valued or ±1; sign(0) = +1).
+        q_labels: (Q, C) multi-hot, or (Q,) class indices.
+        db_codes: (N, K) database codes.
+        db_labels: (N, C) multi-hot, or (N,) class indices.
+        top_k: K; ``None`` ranks the whole database (mAP@all); values above N mean N.
+        chunk_size: queries per chunk; ``None`` keeps chunk_size × N near 1M elements.
+
+    Returns:
+        scalar float32 tensor on the device of ``q_codes``.
+    """
+    q, ql, db, dl = _prepare(q_codes, q_labels, db_codes, db_labels)
+    k = _check_k(top_k, len(db), "top_k")
+    ranks = torch.arange(1, k + 1, device=q.device, dtype=torch.float64)  # (k,)
+    total = torch.zeros((), dtype=torch.float64, device=q.device)
+    with torch.autocast(q.device.type, enabled=False):
+        for rel in _ranked_relevance(q, ql, db, dl, k, chunk_size):
+            hits = rel.cumsum(dim=1)  # (c, k) relevant items up to each rank
+            precision = hits / ranks  # (c, k) P(k)
+            found = hits[:, -1].clamp_min(1)  # (c,) R_K, 1 where 0 (the sum is 0 then)
+            total += ((precision * rel).sum(dim=1) / found).sum()
+    return (total / len(q)).float()
+
+
+@torch.no_grad()
+def precision_at_k(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, db_labels: Tensor, *,
+                   k: int, chunk_size: int | None = None) -> Tensor:
+    """Precision@K by Hamming ranking: mean over queries of (relevant items in the top K) / K.
+
+    Ranking and ties as in :func:`mean_average_precision`. K above the database size N is
+    taken as N. Returns a scalar float32 tensor.
+    """
+    q, ql, db, dl = _prepare(q_codes, q_labels, db_codes, db_labels)
+    k = _check_k(k, len(db), "k")
+    total = torch.zeros((), dtype=torch.float64, device=q.device)
+    with torch.autocast(q.device.type, enabled=False):
+        for rel in _ranked_relevance(q, ql, db, dl, k, chunk_size):
+            total += rel.sum(dtype=torch.float64) / k
+    return (total / len(q)).float()
+
+
+@torch.no_grad()
+def pr_curve(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, db_labels: Tensor, *,
+             chunk_size: int | None = None) -> tuple[Tensor, Tensor]:
+    """Precision and recall of Hamming-ball retrieval at every radius r = 0..K.
+
+    At radius r a query retrieves every database item at distance ≤ r. Per query,
+    precision(r) = relevant retrieved / retrieved and recall(r) = relevant retrieved / relevant.
+    The curves average over queries, with these conventions:
+
+    - precision(r) averages over the queries that retrieve at least one item at radius r
+      (a query with nothing retrieved is left out at that radius); it is 0 when no query
+      retrieves anything at r;
+    - recall(r) averages over the queries with at least one relevant item in the database; it is
+      0 when no query has one.
+
+    Returns:
+        (precision, recall), each a float32 tensor of shape (K + 1,), index r = radius.
+    """
+    q, ql, db, dl = _prepare(q_codes, q_labels, db_codes, db_labels)
+    bits, width = q.shape[1], q.shape[1] + 1
+    p_sum = torch.zeros(width, dtype=torch.float64, device=q.device)  # (K+1,)
+    p_count = torch.zeros(width, dtype=torch.int64, device=q.device)  # (K+1,)
+    r_sum = torch.zeros(width, dtype=torch.float64, device=q.device)  # (K+1,)
+    r_count = 0
+    db_t = db.T.contiguous()  # (K, N)
+    with torch.autocast(q.device.type, enabled=False):
+        for rows in _chunks(len(q), len(db), bits, chunk_size):
+            flat = _flat_distances(q[rows], db_t)  # (c, N)
+            rel = _relevance(ql[rows], dl)  # (c, N)
+            c = len(flat)
+            retrieved = torch.bincount(flat.flatten(), minlength=c * width).view(c, width).cumsum(dim=1)  # (c, K+1)
+            hits = torch.bincount(flat[rel], minlength=c * width).view(c, width).cumsum(dim=1)  # (c, K+1)
+            relevant = hits[:, -1]  # (c,) relevant items in the whole database
+            some = retrieved > 0  # (c, K+1)
+            p_sum += torch.where(some, hits / retrieved.clamp_min(1), 0.0).sum(dim=0)
+            p_count += some.sum(dim=0)
+            has = relevant > 0  # (c,)
+            r_sum += (hits[has] / relevant[has, None]).sum(dim=0)
+            r_count += int(has.sum())
+    precision = torch.where(p_count > 0, p_sum / p_count.clamp_min(1), 0.0)
+    recall = r_sum / max(r_count, 1)
+    return precision.float(), recall.float()
+
+
+# metrics
+
+class _HammingRetrievalMetric(Metric):
+    """Collects query and database codes and labels; subclasses rank at ``compute()``.
+
+    Feed both sides with ``update(codes, labels, database=False|True)``, in any number of
+    batches, then call ``compute()``. Codes are stored as int8 signs, multi-hot labels as int8,
+    class-index labels as int64; under DDP the lists are gathered (``cat``) before computing,
+    which runs on the metric's device whatever device the updates came from. Use
+    ``update``/``compute``, not ``forward``: a single batch is not a query set and a database.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    query_codes: list[Tensor]
+    query_labels: list[Tensor]
+    db_codes: list[Tensor]
+    db_labels: list[Tensor]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for name in ("query_codes", "query_labels", "db_codes", "db_labels"):
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, codes: Tensor, labels: Tensor, *, database: bool) -> None:
+        """Add a batch of (N, K) codes and (N, C) multi-hot or (N,) class labels to one side."""
+        codes, labels = codes.detach(), labels.detach()
+        signs = _signs(codes, "codes").to(torch.int8)  # (N, K)
+        labels = _labels(labels, len(signs), "labels")
+        labels = labels.to(torch.int8) if labels.ndim == 2 else labels
+        if database:
+            self.db_codes.append(signs)
+            self.db_labels.append(labels)
+        else:
+            self.query_codes.append(signs)
+            self.query_labels.append(labels)
+
+    def _collected(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The concatenated (query codes, query labels, database codes, database labels)."""
+        out = []
+        for name, side in (("query_codes", "query"), ("query_labels", "query"),
+                           ("db_codes", "database"), ("db_labels", "database")):
+            state = getattr(self, name)
+            parts = [state] if isinstance(state, Tensor) else list(state)
+            if sum(len(p) for p in parts) == 0:
+                raise RuntimeError(f"{type(self).__name__}.compute(): no {side} items were seen; call "
+                                   f"update(codes, labels, database={side == 'database'}) first")
+            if len({p.ndim for p in parts}) > 1:
+                raise ValueError(f"{type(self).__name__}: {name} mixes multi-hot and class-index labels")
+            out.append(torch.cat([p.to(self.device) for p in parts]))
+        return tuple(out)
+
+
+class HammingMAP(_HammingRetrievalMetric):
+    """mAP@K by Hamming ranking; see :func:`mean_average_precision`. ``top_k=None``: mAP@all."""
+
+    def __init__(self, *, top_k: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        _check_k(top_k, 1, "top_k")
+        self.top_k = top_k
+
+    def compute(self) -> Tensor:
+        return mean_average_precision(*self._collected(), top_k=self.top_k)
+
+
+class HammingPrecisionAtK(_HammingRetrievalMetric):
+    """Precision@K by Hamming ranking; see :func:`precision_at_k`."""
+
+    def __init__(self, *, k: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        _check_k(k, 1, "k")
+        self.k = k
+
+    def compute(self) -> Tensor:
+        return precision_at_k(*self._collected(), k=self.k)
+
+
+class HammingPRCurve(_HammingRetrievalMetric):
+    """Precision and recall by Hamming radius; see :func:`pr_curve`.
+
+    ``compute()`` returns ``{"precision": (K+1,), "recall": (K+1,)}``, index r = radius.
+    """
+
+    higher_is_better = None
+
+    def compute(self) -> dict[str, Tensor]:
+        precision, recall = pr_curve(*self._collected())
+        return {"precision": precision, "recall": recall}
