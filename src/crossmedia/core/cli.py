@@ -59,6 +59,7 @@ def _lightning_cli(argv: list[str]) -> None:
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
+    from crossmedia.core.callbacks import ResumableCheckpoint
     from crossmedia.core.loggers import make_default_logger
 
     argv, card_name = _card_config(argv)
@@ -86,9 +87,7 @@ def _lightning_cli(argv: list[str]) -> None:
                 isinstance(cb, ModelCheckpoint) for cb in callbacks + extra_callbacks
             ):
                 every = self._get(self.config, "checkpoint_every_n_steps")
-                callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", save_last=True,
-                                                 save_top_k=0, every_n_train_steps=every))
-                callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", save_last=True, save_top_k=0))
+                callbacks.append(ResumableCheckpoint(dirpath=root / "checkpoints", every_n_train_steps=every))
             trainer_config["callbacks"] = callbacks
             return self._instantiate_trainer(trainer_config, extra_callbacks)
 

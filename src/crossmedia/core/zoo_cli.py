@@ -6,7 +6,38 @@ import sys
 
 import yaml
 
-__all__ = ["zoo_main", "data_main"]
+__all__ = ["zoo_main", "data_main", "markdown_table", "update_readme"]
+
+_START, _END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
+
+
+def markdown_table() -> str:
+    """The zoo as a Markdown table, one row per card metric."""
+    from crossmedia.core.cards import find_cards, read_card
+
+    rows = ["| model | task | metric | dataset (split) | value | summary |", "|---|---|---|---|---|---|"]
+    for name in sorted(find_cards()):
+        c = read_card(find_cards()[name])
+        for i, m in enumerate(c.metrics or [{"metric": "", "dataset": "", "split": "", "value": float("nan")}]):
+            summary = c.summary if i == 0 else ""
+            rows.append(f"| `{name}` | {c.task} | {m['metric']} | {m['dataset']} ({m['split']}) | "
+                        f"{m['value']:.4f} | {summary} |")
+    return "\n".join(rows)
+
+
+def update_readme(path) -> bool:
+    """Rewrite the block between the zoo-table markers of ``path``; True if it changed."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text()
+    if _START not in text or _END not in text:
+        raise ValueError(f"{path}: zoo table markers {_START} … {_END} not found")
+    head, rest = text.split(_START, 1)
+    _, tail = rest.split(_END, 1)
+    new = f"{head}{_START}\n{markdown_table()}\n{_END}{tail}"
+    path.write_text(new)
+    return new != text
 
 
 def zoo_main(argv: list[str]) -> int:
@@ -26,6 +57,8 @@ def zoo_main(argv: list[str]) -> int:
     p_export.add_argument("--summary")
     p_export.add_argument("--default", action="store_true", help="make it the task's default entry")
     sub.add_parser("default", help="the entry `make train TASK=…` trains").add_argument("task")
+    p_table = sub.add_parser("table", help="the zoo as a Markdown table")
+    p_table.add_argument("--write", metavar="README", help="update the table block of this file instead")
     args = parser.parse_args(argv)
 
     from crossmedia import zoo
@@ -38,6 +71,11 @@ def zoo_main(argv: list[str]) -> int:
                 print(entry)
         elif args.command == "show":
             print(zoo.card(args.name).path.read_text(), end="")
+        elif args.command == "table":
+            if args.write:
+                print(f"{args.write}: {'updated' if update_readme(args.write) else 'already up to date'}")
+            else:
+                print(markdown_table())
         elif args.command == "default":
             print(zoo.default_model(args.task))
         elif args.command == "eval":

@@ -1,0 +1,161 @@
+"""Deep hashing LightningModules: CSQ (hash centers) and the DSH pairwise baseline.
+
+CSQ — Yuan et al., "Central Similarity Quantization for Efficient Image and Video Retrieval",
+CVPR 2020, arXiv 1908.00347. Every class gets a hash center (Sec. 3.1); a sample's target is its
+class center, or the per-bit majority vote of its labels' centers (Sec. 3.2); the loss is the
+central similarity term (Eq. 6, binary cross-entropy between code and center) plus λ times the
+quantisation term (Eq. 7, log cosh(|h| − 1)).
+
+DSH — Liu et al., "Deep Supervised Hashing for Fast Image Retrieval", CVPR 2016: a pairwise
+contrastive loss on real-valued outputs, the baseline CSQ is compared with.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from crossmedia.tasks.hashing.centers import hash_centers, multilabel_centers
+from crossmedia.tasks.hashing.losses import central_similarity_loss, dsh_loss, quantization_loss
+from crossmedia.tasks.hashing.metrics import HammingMAP
+from crossmedia.tasks.hashing.models import ImageHashNet, VideoHashNet
+
+__all__ = ["HashingModule", "CSQModule", "DSHModule"]
+
+
+class HashingModule(pl.LightningModule):
+    """Shared parts: the network, evaluation by Hamming ranking, the ``hash()`` API."""
+
+    task = "hashing"
+    summary = "deep hashing"
+    paper: dict = {}
+    card_metrics = [{"metric": "mAP@all", "key": "test/mAP", "split": "query/database"}]
+
+    def __init__(self, *, num_classes: int, bits: int = 64, backbone: str = "resnet10t",
+                 pretrained: bool = False, video: bool = False, temporal: str = "conv",
+                 hidden: int = 512, dropout: float = 0.5, image_size: int = 32, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, map_top_k: int | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        net_args = dict(backbone=backbone, bits=bits, pretrained=pretrained, hidden=hidden, dropout=dropout)
+        self.net = VideoHashNet(temporal=temporal, **net_args) if video else ImageHashNet(**net_args)
+        self.val_map = HammingMAP(top_k=map_top_k)
+        self.test_map = HammingMAP(top_k=map_top_k)
+
+    # inference API
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Continuous codes in (−1, 1): (B, 3, H, W) or (B, T, 3, H, W) -> (B, bits)."""
+        return torch.tanh(self.net(x))
+
+    def preprocess(self, images) -> torch.Tensor:
+        """PIL images (or lists of frames for video) -> a normalised batch on the module's device.
+
+        Tensors are taken as already-normalised batches, as the DataModule yields them.
+        """
+        if isinstance(images, torch.Tensor):
+            return images.to(self.device)
+        from torchvision.transforms import functional as F
+
+        def one(image):
+            image = F.resize(image.convert("RGB"), [self.hparams.image_size] * 2)
+            return F.normalize(F.to_tensor(image), [0.5] * 3, [0.5] * 3)
+
+        items = [images] if not isinstance(images, (list, tuple)) else images
+        if self.hparams.video:
+            batch = torch.stack([torch.stack([one(frame) for frame in clip]) for clip in items])
+        else:
+            batch = torch.stack([one(image) for image in items])
+        return batch.to(self.device)
+
+    @torch.no_grad()
+    def hash(self, images) -> torch.Tensor:
+        """Binary codes (N, bits) as int8 ±1, sign(0) = +1. Accepts PIL images or a tensor batch."""
+        was_training = self.training
+        self.eval()
+        codes = torch.where(self(self.preprocess(images)) >= 0, 1, -1).to(torch.int8)
+        self.train(was_training)
+        return codes
+
+    # training
+
+    def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def codes(self, outputs: torch.Tensor) -> torch.Tensor:
+        return torch.where(outputs >= 0, 1.0, -1.0)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        losses = self.loss(self.net(x), y)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(x))
+        return losses["loss"]
+
+    def _eval_step(self, metric: HammingMAP, batch, dataloader_idx: int) -> dict:
+        x, y = batch
+        codes = self.codes(self.net(x))
+        metric.update(codes, y, database=dataloader_idx == 1)
+        return {"codes": codes, "labels": y}
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        return self._eval_step(self.val_map, batch, dataloader_idx)
+
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        return self._eval_step(self.test_map, batch, dataloader_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/mAP", self.val_map.compute(), prog_bar=True, add_dataloader_idx=False, sync_dist=False)
+        self.val_map.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/mAP", self.test_map.compute(), add_dataloader_idx=False, sync_dist=False)
+        self.test_map.reset()
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def configure_callbacks(self):
+        from crossmedia.tasks.hashing.callbacks import HashingSamples
+
+        return [HashingSamples()]
+
+
+class CSQModule(HashingModule):
+    """Central Similarity Quantization: hash centers + central similarity + quantisation loss."""
+
+    summary = "CSQ: hash centers from Hadamard rows, central similarity + quantisation loss"
+    paper = {"title": "Central Similarity Quantization for Efficient Image and Video Retrieval",
+             "arxiv": "1908.00347"}
+
+    def __init__(self, *, num_classes: int, bits: int = 64, lam: float = 1e-4,
+                 quantization: Literal["logcosh", "l2"] = "logcosh", center_seed: int = 0, **kwargs):
+        super().__init__(num_classes=num_classes, bits=bits, **kwargs)
+        self.save_hyperparameters()
+        self.register_buffer("centers", hash_centers(num_classes, bits, seed=center_seed))  # (C, bits)
+
+    def loss(self, outputs, labels):
+        targets = multilabel_centers(labels, self.centers, seed=self.hparams.center_seed)  # (B, bits)
+        central = central_similarity_loss(outputs, targets)
+        quant = quantization_loss(torch.tanh(outputs), kind=self.hparams.quantization)
+        return {"loss": central + self.hparams.lam * quant, "central": central, "quantization": quant}
+
+
+class DSHModule(HashingModule):
+    """Deep Supervised Hashing: pairwise contrastive loss on real-valued outputs (baseline)."""
+
+    summary = "DSH pairwise baseline: contrastive loss on in-batch pairs + binary regulariser"
+    paper = {"title": "Deep Supervised Hashing for Fast Image Retrieval", "arxiv": ""}
+
+    def __init__(self, *, num_classes: int, bits: int = 64, margin: float | None = None,
+                 alpha: float = 0.01, **kwargs):
+        super().__init__(num_classes=num_classes, bits=bits, **kwargs)
+        self.save_hyperparameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """DSH has no tanh: real-valued outputs whose signs are the codes."""
+        return self.net(x)
+
+    def loss(self, outputs, labels):
+        return {"loss": dsh_loss(outputs, labels, margin=self.hparams.margin, alpha=self.hparams.alpha)}
