@@ -214,3 +214,20 @@ def test_metric_on_gpu_fed_with_cpu_codes():
     assert got.item() == pytest.approx(mean_average_precision(Q_CODES, Q_LABELS, DB_CODES, DB_LABELS, top_k=3).item())
     cpu = mean_average_precision(Q_CODES.cuda(), Q_LABELS.cuda(), DB_CODES.cuda(), DB_LABELS.cuda(), top_k=3)
     assert cpu.item() == pytest.approx(got.item())
+
+
+@pytest.mark.parametrize("bits", [16, 33, 64, 256])
+def test_bf16_and_float32_distance_paths_agree(monkeypatch, bits):
+    """The fast bfloat16 inner product must give exactly the float32 distances."""
+    from crossmedia.tasks.hashing import metrics
+
+    g = torch.Generator().manual_seed(bits)
+    q = torch.randint(0, 2, (50, bits), generator=g).float() * 2 - 1
+    db = torch.randint(0, 2, (300, bits), generator=g).float() * 2 - 1
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(metrics, "_bf16_is_fast", lambda device_type, fast=fast: fast)
+        results.append(metrics._flat_distances(q, db.T.contiguous()))
+    assert torch.equal(results[0], results[1])
+    expected = (q[:, None, :] != db[None, :, :]).sum(-1) + torch.arange(50)[:, None] * (bits + 1)
+    assert torch.equal(results[0], expected.int())

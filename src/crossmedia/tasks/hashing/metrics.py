@@ -16,6 +16,8 @@ holding the top K, and one stable sort orders only the items within it (``_neare
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -109,13 +111,31 @@ def _check_k(k: int | None, num_db: int, name: str) -> int:
     return min(int(k), num_db)
 
 
+@lru_cache(maxsize=None)
+def _bf16_is_fast(device_type: str) -> bool:
+    """bf16 matmul beats float32 on GPUs and on CPUs with AVX512-BF16/AMX; elsewhere it is slower."""
+    if device_type == "cuda":
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _flat_distances(q: Tensor, db_t: Tensor) -> Tensor:
     """Row-major flat codes r·(K+1) + d(q_r, x_j) of a chunk: (c, K), (K, N) -> (c, N) int32.
 
-    One addmm: r·(K+1) + K/2 − (q_r·x_j)/2, exact in float32 for c·(K+1) < 2^22. The flat code
-    orders pairs by (query, distance), and bincount over it gives per-query distance histograms.
+    d = K/2 − (q·x)/2. The inner products of ±1 codes are even integers in [−K, K], exact in
+    bfloat16 for K ≤ 256 (8 significant bits cover every even integer up to 512), so where bf16
+    matmul is fast it is used; otherwise one float32 addmm, exact for c·(K+1) < 2^22. The flat
+    code orders pairs by (query, distance), and bincount over it gives per-query histograms.
     """
     c, bits = q.shape
+    if bits <= 256 and _bf16_is_fast(q.device.type):
+        inner = (q.to(torch.bfloat16) @ db_t.to(torch.bfloat16)).to(torch.int32)  # (c, N)
+        base = torch.arange(c, device=q.device, dtype=torch.int32) * (bits + 1) + bits // 2  # (c,)
+        return base[:, None] - inner.div_(2, rounding_mode="floor")  # (c, N)
     base = torch.arange(c, device=q.device, dtype=torch.float32) * (bits + 1) + bits / 2  # (c,)
     return torch.addmm(base[:, None], q, db_t, alpha=-0.5).to(torch.int32)  # (c, N)
 
