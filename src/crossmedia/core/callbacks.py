@@ -69,7 +69,7 @@ class ResumableCheckpoint(ModelCheckpoint):
         if trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
             return
         tmp = self.last_path.with_name(f".{self.last_path.name}.tmp")
-        trainer.save_checkpoint(tmp)  # collective: every rank calls it, rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # collective: every rank calls it, rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, self.last_path)
         self.last_model_path = str(self.last_path)

@@ -36,6 +36,7 @@ class Card:
     metrics: list = field(default_factory=list)
     commands: dict = field(default_factory=dict)
     default: bool = False
+    notes: str = ""
 
     @property
     def headline(self) -> str:
@@ -87,7 +88,7 @@ def read_card(path: str | Path) -> Card:
                 raise CardError(f"{path}: metrics[{i}].{key} is missing")
     if path.stem != raw["name"]:
         raise CardError(f"{path}: the file name must be <name>.yaml, but name is {raw['name']!r}")
-    return Card(path=path, default=bool(raw.get("default", False)),
+    return Card(path=path, default=bool(raw.get("default", False)), notes=str(raw.get("notes") or ""),
                 **{key: raw[key] for key in _REQUIRED})
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -84,4 +85,7 @@ def save_weights(state_dict: dict, path: str | Path, *, metadata: dict | None = 
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in state_dict.items()}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     save_file(tensors, str(path), metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)  # safetensors writes 0600; zoo weights are meant to be shared
     return sha256_file(path)

@@ -24,7 +24,8 @@ def _state_dict_from_checkpoint(ckpt: Path) -> dict:
 
 def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summary: str | None = None,
                zoo_dir: str | Path | None = None, checkpoints_dir: str | Path | None = None,
-               default: bool = False, tolerance: float = 0.005, progress: bool = True) -> Path:
+               default: bool = False, tolerance: float = 0.005, notes: str | None = None,
+               progress: bool = True) -> Path:
     """Write ``checkpoints/<name>.safetensors`` and ``zoo/<task>/<name>.yaml`` from ``run_dir``.
 
     The card's metrics are measured here, by the same code ``crossmedia zoo eval`` runs.
@@ -66,6 +67,8 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
         "metrics": [],
         "commands": {"train": f"make train TASK={task} MODEL={name}", "eval": f"make eval MODEL={name}"},
     }
+    if notes:
+        card["notes"] = notes
     card_path = zoo_dir / task / f"{name}.yaml"
     card_path.parent.mkdir(parents=True, exist_ok=True)
     # Written first with placeholder values so `evaluate` reads it as any card; then measured.

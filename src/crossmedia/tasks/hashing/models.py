@@ -10,7 +10,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-__all__ = ["HashHead", "ImageHashNet", "VideoHashNet", "timm_backbone"]
+__all__ = ["HashHead", "ImageHashNet", "VideoHashNet", "Conv3dEncoder", "timm_backbone"]
 
 
 # helpers
@@ -53,19 +53,50 @@ class ImageHashNet(nn.Module):
         return self.head(self.backbone(images))
 
 
-class VideoHashNet(nn.Module):
-    """Clip → z: a frame encoder, temporal modelling, pooling, then :class:`HashHead`.
+class Conv3dEncoder(nn.Module):
+    """A small C3D-style clip encoder: four 3×3×3 conv–BN–ReLU blocks, then global pooling.
 
-    The paper's video variant uses a 3D CNN; here any timm image backbone encodes frames and a
-    temporal 1-D convolution (``temporal="conv"``) models motion before average pooling over
-    time, so the order of frames matters. ``temporal="mean"`` is plain frame averaging.
+    Spatio-temporal convolutions see where things move, which per-frame encoders with global
+    pooling cannot (they discard position before time is modelled).
+    """
+
+    def __init__(self, *, widths: tuple[int, ...] = (16, 32, 64, 128)):
+        super().__init__()
+        blocks, channels = [], 3
+        for i, width in enumerate(widths):
+            pool = (1, 2, 2) if i == 0 else (2, 2, 2)  # keep early time resolution, as C3D does
+            blocks += [nn.Conv3d(channels, width, kernel_size=3, padding=1), nn.BatchNorm3d(width),
+                       nn.ReLU(inplace=True), nn.MaxPool3d(pool, ceil_mode=True)]
+            channels = width
+        self.blocks = nn.Sequential(*blocks)
+        self.num_features = channels
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:  # (B, T, 3, H, W) -> (B, F)
+        volume = rearrange(clips, "b t c h w -> b c t h w")
+        return self.blocks(volume).mean(dim=(2, 3, 4))  # (B, F)
+
+
+class VideoHashNet(nn.Module):
+    """Clip → z: a clip encoder, then :class:`HashHead`.
+
+    ``temporal`` says how time is modelled:
+      - ``"c3d"``: a 3D CNN over the clip (:class:`Conv3dEncoder`), the paper's choice for
+        UCF101/HMDB51; ``backbone`` is not used.
+      - ``"conv"``: any timm image backbone encodes frames; a temporal 1-D convolution over the
+        frame features, then average pooling over time (frame order matters).
+      - ``"mean"``: frame features averaged over time.
     """
 
     def __init__(self, *, backbone: str, bits: int, pretrained: bool = False, hidden: int = 512,
-                 dropout: float = 0.5, temporal: str = "conv"):
+                 dropout: float = 0.5, temporal: str = "c3d"):
         super().__init__()
-        if temporal not in ("conv", "mean"):
-            raise ValueError(f"temporal must be 'conv' or 'mean', got {temporal!r}")
+        if temporal not in ("c3d", "conv", "mean"):
+            raise ValueError(f"temporal must be 'c3d', 'conv' or 'mean', got {temporal!r}")
+        if temporal == "c3d":
+            self.encoder = Conv3dEncoder()
+            self.head = HashHead(in_features=self.encoder.num_features, bits=bits, hidden=hidden, dropout=dropout)
+            return
+        self.encoder = None
         self.backbone, width = timm_backbone(backbone, pretrained=pretrained)
         self.temporal = nn.Sequential(
             nn.Conv1d(width, width, kernel_size=3, padding=1), nn.ReLU(inplace=True),
@@ -74,6 +105,8 @@ class VideoHashNet(nn.Module):
         self.head = HashHead(in_features=width, bits=bits, hidden=hidden, dropout=dropout)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:  # (B, T, 3, H, W) -> (B, bits)
+        if self.encoder is not None:
+            return self.head(self.encoder(clips))
         b = clips.shape[0]
         frames = rearrange(clips, "b t c h w -> (b t) c h w")
         features = rearrange(self.backbone(frames), "(b t) f -> b f t", b=b)  # (B, F, T)

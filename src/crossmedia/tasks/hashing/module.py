@@ -34,7 +34,7 @@ class HashingModule(pl.LightningModule):
     card_metrics = [{"metric": "mAP@all", "key": "test/mAP", "split": "query/database"}]
 
     def __init__(self, *, num_classes: int, bits: int = 64, backbone: str = "resnet10t",
-                 pretrained: bool = False, video: bool = False, temporal: str = "conv",
+                 pretrained: bool = False, video: bool = False, temporal: str = "c3d",
                  hidden: int = 512, dropout: float = 0.5, image_size: int = 32, lr: float = 1e-3,
                  weight_decay: float = 1e-4, map_top_k: int | None = None):
         super().__init__()
