@@ -1,0 +1,392 @@
+"""Training infrastructure end to end, through the real ``crossmedia`` command.
+
+Every training run is a subprocess (``python -m crossmedia fit ...``) in ``tmp_path``; what the
+run leaves behind (config, checkpoints, samples, W&B files) is then checked with numbers: step
+counts, weights equal to the checkpoint's, a card's mAP equal to a re-measurement.
+
+Speed: the built-in ``digits`` data is generated once per session; most runs use ``mini``, a
+96/24/96-item slice of it (train/query/database), so that a run is a few seconds of training.
+Subprocesses run torch with one intra-op thread (``OMP_NUM_THREADS=1``): on a busy 2-core machine
+two spinning OpenMP threads make a small CNN 10-50x slower, and one thread is never much slower.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """\
+seed_everything: 0
+model:
+  class_path: crossmedia.tasks.hashing.module.CSQModule
+  init_args: {num_classes: 10, bits: 16, backbone: test_resnet, hidden: 64}
+data:
+  class_path: crossmedia.tasks.hashing.data.HashingDataModule
+  init_args: {dataset: digits, batch_size: 64}
+trainer: {max_epochs: 1, enable_progress_bar: false, enable_model_summary: false}
+"""
+MINI_SIZES = {"train": 96, "query": 24, "database": 96}  # digits has 1000 / 300 / 1497
+
+
+# fixtures and helpers
+
+@pytest.fixture(scope="session")
+def hashing_data(tmp_path_factory) -> Path:
+    """CROSSMEDIA_DATA for the session: the built-in ``digits`` set, generated once."""
+    from crossmedia.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("crossmedia_data")
+    prepare("digits", root=root / "digits", progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini(hashing_data, tmp_path_factory) -> Path:
+    """A hand-made DeepHash folder (no meta.json): the first items of each digits split, with
+    absolute image paths. ``--data.root`` points a run at it."""
+    root = tmp_path_factory.mktemp("mini_digits")
+    digits = hashing_data / "digits"
+    for split, n in MINI_SIZES.items():
+        rows = [line.split(maxsplit=1) for line in (digits / f"{split}.txt").read_text().splitlines()[:n]]
+        (root / f"{split}.txt").write_text("".join(f"{digits / path} {labels}\n" for path, labels in rows))
+    return root
+
+
+@pytest.fixture
+def one_thread():
+    """In-process measurements on one torch thread (see the module docstring)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _env(data: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "CROSSMEDIA_DATA": str(data), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+def _crossmedia(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 300,
+                check: bool = True) -> subprocess.CompletedProcess:
+    """``python -m crossmedia ARGS``; stdout and stderr merged into ``.stdout``."""
+    proc = subprocess.run([sys.executable, "-m", "crossmedia", *args], cwd=cwd, env=env, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"crossmedia {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-6000:]}")
+    return proc
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "csq-small.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def _ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _export_and_load(run: Path, tmp_path: Path, name: str):
+    """``crossmedia zoo export`` in-process into tmp_path; returns (card, model, checkpoint)."""
+    from crossmedia import zoo
+    from crossmedia.core.cards import read_card
+    from crossmedia.core.export import export_run
+
+    weights_dir = tmp_path / "home" / "checkpoints"
+    card_path = export_run(run, name=name, zoo_dir=tmp_path / "zoo", checkpoints_dir=weights_dir, progress=False)
+    assert card_path == tmp_path / "zoo" / "hashing" / f"{name}.yaml"
+    card = read_card(card_path)
+    model = zoo.load(card, weights=weights_dir / f"{name}.safetensors")
+    assert not model.training
+    checkpoint = _ckpt(run / "checkpoints" / "last.ckpt")
+    loaded = model.state_dict()
+    assert set(loaded) == set(checkpoint["state_dict"])
+    for key, value in checkpoint["state_dict"].items():  # the card's weights are the run's weights
+        assert torch.equal(loaded[key], value), key
+    [metric] = card.metrics
+    assert metric["key"] == "test/mAP" and 0.0 < metric["value"] <= 1.0
+    return card, model, checkpoint
+
+
+# 1. fit -> run folder -> export -> load -> re-measure
+
+def test_fit_writes_run_folder_and_exports_a_card_that_reproduces(tmp_path, hashing_data, monkeypatch, one_thread):
+    from crossmedia.core.evaluate import evaluate
+
+    _crossmedia(["fit", "-c", str(_config(tmp_path)), "--run_name", "csq-small"],
+                cwd=tmp_path, env=_env(hashing_data))
+    run = tmp_path / "runs" / "csq-small"  # --run_name NAME -> runs/NAME under the working directory
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["class_path"] == "crossmedia.tasks.hashing.module.CSQModule"
+    assert config["model"]["init_args"]["bits"] == 16 and config["trainer"]["max_epochs"] == 1
+    checkpoint = _ckpt(run / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == math.ceil(1000 / 64) == 16  # one epoch of the 1,000 training digits
+    assert checkpoint["epoch"] == 0
+
+    # the re-measurement resolves the weights through $CROSSMEDIA_HOME/checkpoints, as users would
+    monkeypatch.setenv("CROSSMEDIA_DATA", str(hashing_data))
+    monkeypatch.setenv("CROSSMEDIA_HOME", str(tmp_path / "home"))
+    card, model, _ = _export_and_load(run, tmp_path, "tiny-csq")
+    assert card.config["model"]["init_args"]["bits"] == 16 and model.hparams.bits == 16
+    [check] = evaluate(card, progress=False)
+    assert check.card == card.metrics[0]["value"]
+    assert abs(check.measured - check.card) <= 1e-6, (check.measured, check.card)
+
+
+# 2. DDP, 2 CPU processes (gloo)
+
+def test_ddp_two_cpu_processes_checkpoint_exports(tmp_path, hashing_data, mini, monkeypatch, one_thread):
+    run = tmp_path / "ddp"
+    out = _crossmedia(["fit", "-c", str(_config(tmp_path)), "--trainer.default_root_dir", str(run),
+                       "--data.root", str(mini), "--data.batch_size", "16", "--trainer.accelerator=cpu",
+                       "--trainer.devices=2", "--trainer.strategy=ddp"],
+                      cwd=tmp_path, env=_env(hashing_data, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port())))
+    assert "distributed_backend=gloo" in out.stdout
+    assert "Starting with 2 processes" in out.stdout and "GLOBAL_RANK: 1, MEMBER: 2/2" in out.stdout
+    checkpoint = _ckpt(run / "checkpoints" / "last.ckpt")
+    # each rank sees half of the 96 training items: 48 / 16 = 3 steps (one process would take 6)
+    assert checkpoint["global_step"] == MINI_SIZES["train"] // 2 // 16 == 3
+    assert not list((run / "checkpoints").glob(".*tmp"))  # the atomic write left no temporary behind
+
+    monkeypatch.setenv("CROSSMEDIA_DATA", str(hashing_data))
+    card, model, _ = _export_and_load(run, tmp_path, "ddp-csq")
+    assert card.config["data"]["init_args"]["root"] == str(mini)
+
+
+# 3. bf16-mixed on CPU
+
+def test_bf16_mixed_on_cpu_exports_a_model_that_hashes(tmp_path, hashing_data, mini, monkeypatch, one_thread):
+    from PIL import Image
+
+    run = tmp_path / "bf16"
+    out = _crossmedia(["fit", "-c", str(_config(tmp_path)), "--trainer.default_root_dir", str(run),
+                       "--data.root", str(mini), "--data.batch_size", "32", "--trainer.precision=bf16-mixed"],
+                      cwd=tmp_path, env=_env(hashing_data))
+    assert "Using bfloat16 Automatic Mixed Precision" in out.stdout
+    checkpoint = _ckpt(run / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == MINI_SIZES["train"] // 32 == 3
+    floats = {v.dtype for v in checkpoint["state_dict"].values() if v.is_floating_point()}
+    assert floats == {torch.float32}  # mixed precision keeps float32 master weights
+
+    monkeypatch.setenv("CROSSMEDIA_DATA", str(hashing_data))
+    card, model, _ = _export_and_load(run, tmp_path, "bf16-csq")
+    assert card.config["trainer"]["precision"] == "bf16-mixed"
+    paths = [line.split()[0] for line in (mini / "query.txt").read_text().splitlines()[:8]]
+    images = [Image.open(p) for p in paths]
+    codes = model.hash(images)
+    assert codes.shape == (8, 16) and codes.dtype == torch.int8
+    assert set(codes.unique().tolist()) <= {-1, 1}
+    with torch.no_grad():
+        continuous = model(model.preprocess(images))
+    assert torch.isfinite(continuous).all() and continuous.abs().max() <= 1
+    assert torch.equal(codes, torch.where(continuous >= 0, 1, -1).to(torch.int8))
+
+
+# 4. a killed run resumes where its last checkpoint left it
+
+STEP_LOG = '''\
+"""Test helper (written by tests/core/test_training_infra.py): logs global_step after every
+training batch, optionally sleeping so that a run can be killed mid-epoch."""
+import time
+
+import pytorch_lightning as pl
+
+
+class StepLog(pl.Callback):
+    def __init__(self, log_file: str, sleep: float = 0.0):
+        self.log_file, self.sleep = log_file, sleep
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        with open(self.log_file, "a") as handle:
+            handle.write(f"{trainer.global_step}\\n")
+        time.sleep(self.sleep)
+'''
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path, hashing_data, mini):
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    (helpers / "steplog_helper.py").write_text(STEP_LOG)
+    run = tmp_path / "resume"
+    last = run / "checkpoints" / "last.ckpt"
+    steps_per_epoch = MINI_SIZES["train"] // 8  # 12
+    total = 3 * steps_per_epoch  # 36
+    env = _env(hashing_data, PYTHONPATH=str(helpers))
+
+    def args(log_file: Path, sleep: float, *extra: str) -> list[str]:
+        callbacks = tmp_path / f"{log_file.stem}.yaml"
+        callbacks.write_text(yaml.safe_dump({"trainer": {"callbacks": [
+            {"class_path": "steplog_helper.StepLog", "init_args": {"log_file": str(log_file), "sleep": sleep}}]}}))
+        return [sys.executable, "-m", "crossmedia", "fit", "-c", str(_config(tmp_path)), "-c", str(callbacks),
+                "--trainer.default_root_dir", str(run), "--data.root", str(mini), "--data.batch_size", "8",
+                "--trainer.max_epochs", "3", "--checkpoint_every_n_steps", "2", *extra]
+
+    first_log, second_log = tmp_path / "first_steps.txt", tmp_path / "second_steps.txt"
+    with open(tmp_path / "first.out", "w") as out:
+        proc = subprocess.Popen(args(first_log, 0.5), cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 240
+            while True:
+                assert proc.poll() is None, "the first run ended before it could be killed:\n" + \
+                    (tmp_path / "first.out").read_text()[-4000:]
+                assert time.monotonic() < deadline, "no last.ckpt with global_step >= 2 within 240 s"
+                if last.is_file() and _ckpt(last)["global_step"] >= 2:
+                    break
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    killed = _ckpt(last)  # readable: replaced atomically, never half-written
+    step = killed["global_step"]
+    assert 2 <= step < steps_per_epoch and step % 2 == 0  # killed in the middle of the first epoch
+    assert killed["epoch"] == 0 and "optimizer_states" in killed and killed["state_dict"]
+    first_steps = [int(s) for s in first_log.read_text().split()]
+    assert first_steps[:step] == list(range(1, step + 1)) and len(first_steps) < total
+
+    resumed = subprocess.run(args(second_log, 0.0, "--ckpt_path", "last"), cwd=tmp_path, env=env, timeout=300,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert resumed.returncode == 0, resumed.stdout[-6000:]
+    assert f"Restoring states from the checkpoint path at {last}" in resumed.stdout
+    # the resumed run trained exactly the steps the killed one had not checkpointed
+    assert [int(s) for s in second_log.read_text().split()] == list(range(step + 1, total + 1))
+    final = _ckpt(last)
+    assert final["global_step"] == total and final["epoch"] == 2
+    assert final["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == total
+
+
+# 5. W&B offline: run files, media, metrics, all under the run folder
+
+def _wandb_records(path: Path):
+    """Records of a ``.wandb`` transaction log (wandb's LevelDB-style log of protobuf Records).
+
+    wandb 0.31 ships no Python reader (``wandb.sdk.internal.datastore`` is gone), so this is the
+    format by hand: a 7-byte file header (``:W&B``, magic 0xBEE1, version 0), then 32 KiB blocks
+    of chunks, each with a header (crc32 u32, length u16, type u8: 1 full, 2 first, 3 middle,
+    4 last); a block tail shorter than a header is zero padding.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    ident, magic, version = struct.unpack("<4sHB", data[:7])
+    assert (ident, magic, version) == (b":W&B", 0xBEE1, 0), (ident, magic, version)
+    pos, block, pending = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending + chunk)
+            pending = b""
+            yield record
+        elif kind in (2, 3):
+            pending += chunk
+        else:
+            raise AssertionError(f"{path}: unknown chunk type {kind} at byte {pos}")
+
+
+def test_wandb_offline_run_lives_in_the_run_folder(tmp_path, hashing_data, mini):
+    import numpy as np
+    from PIL import Image
+
+    run = tmp_path / "wb"
+    env = _env(hashing_data, WANDB_MODE="offline", WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"),
+               WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"), WANDB_DATA_DIR=str(tmp_path / "wandb-data"))
+    env.pop("WANDB_DIR", None)
+    _crossmedia(["fit", "-c", str(_config(tmp_path)), "--trainer.default_root_dir", str(run),
+                 "--data.root", str(mini), "--data.batch_size", "32", "--trainer.log_every_n_steps", "1"],
+                cwd=tmp_path, env=env)
+    assert not (tmp_path / "wandb").exists()  # nothing in the working directory: save_dir is the run folder
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+
+    [offline] = glob.glob(str(run / "wandb" / "offline-run-*"))
+    offline = Path(offline)
+    [record_file] = offline.glob("*.wandb")
+    assert record_file.stat().st_size > 0
+
+    media = offline / "files" / "media" / "images" / "samples"
+    for key in ("retrieval", "pr_curve"):
+        local = run / "samples" / f"samples_{key}_epoch000.png"
+        [logged] = media.glob(f"{key}_*.png")
+        a, b = (np.asarray(Image.open(p).convert("RGB")) for p in (local, logged))
+        assert a.shape == b.shape and (a == b).all(), key  # the same picture, pixel for pixel
+
+    history = [{item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in r.history.item}
+               for r in _wandb_records(record_file) if r.WhichOneof("record_type") == "history"]
+    losses = [row["train/loss"] for row in history if "train/loss" in row]
+    maps = [row["val/mAP"] for row in history if "val/mAP" in row]
+    assert len(losses) == MINI_SIZES["train"] // 32 == 3 and all(math.isfinite(x) and x > 0 for x in losses)
+    assert len(maps) == 1 and 0.0 < maps[0] <= 1.0
+    logged_files = {f for row in history for k, v in row.items() if k.endswith("/filenames") for f in v}
+    assert {Path(f).name for f in logged_files} == {p.name for p in media.glob("*.png")}
+
+
+# 6. small commands: data prepare, zoo show with a typo
+
+def test_data_prepare_prints_where_and_writes_lists(tmp_path, hashing_data):
+    root = tmp_path / "prepared" / "digits"
+    out = _crossmedia(["data", "prepare", "digits", "--root", str(root)], cwd=tmp_path, env=_env(hashing_data))
+    assert f"digits ready in {root}" in out.stdout
+    meta = json.loads((root / "meta.json").read_text())
+    assert meta["counts"] == {"train": 1000, "query": 300, "database": 1497}
+    for split, count in meta["counts"].items():
+        text = (root / f"{split}.txt").read_text()
+        assert len(text.splitlines()) == count
+        assert text == (hashing_data / "digits" / f"{split}.txt").read_text()  # generated deterministically
+
+
+ZOO_SHOW = textwrap.dedent("""\
+    import pathlib, sys
+    import crossmedia.core.paths as paths
+    paths.zoo_dirs = lambda: [pathlib.Path(sys.argv[1])]
+    from crossmedia.core.cli import main
+    sys.exit(main(["zoo", "show", "nope"]))
+""")
+
+
+def test_zoo_show_unknown_name_fails_naming_close_matches(tmp_path, hashing_data):
+    env = _env(hashing_data)
+    plain = _crossmedia(["zoo", "show", "nope"], cwd=tmp_path, env=env, check=False)
+    assert plain.returncode == 1 and "unknown zoo model 'nope'" in plain.stdout
+
+    zoo_dir = tmp_path / "zoo"
+    (zoo_dir / "hashing").mkdir(parents=True)
+    for name in ("note", "nape", "csq"):
+        (zoo_dir / "hashing" / f"{name}.yaml").write_text(f"name: {name}\n")
+    proc = subprocess.run([sys.executable, "-c", ZOO_SHOW, str(zoo_dir)], cwd=tmp_path, env=env, timeout=120,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("crossmedia zoo show: unknown zoo model 'nope'.")
+    suggested = proc.stderr.split("Did you mean:", 1)[1].split("?", 1)[0]
+    assert {s.strip() for s in suggested.split(",")} == {"note", "nape"}
+    assert "Known models: csq, nape, note" in proc.stderr

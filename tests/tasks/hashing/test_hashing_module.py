@@ -1,0 +1,89 @@
+"""The hashing LightningModules: losses fall, runs are deterministic, the inference API works."""
+import pytest
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+
+from crossmedia import zoo
+from crossmedia.tasks.hashing.module import CSQModule, DSHModule
+
+
+def _batch(seed=0, n=32, classes=4, video=False):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.nn.functional.one_hot(torch.arange(n) % classes, classes).float()
+    shape = (n, 4, 3, 32, 32) if video else (n, 3, 32, 32)
+    # class-dependent means make the batch learnable
+    x = torch.randn(shape, generator=g) * 0.5 + (torch.arange(n) % classes).float().view(-1, *[1] * (len(shape) - 1)) - 1.5
+    return x, y
+
+
+@pytest.mark.parametrize("cls,video", [(CSQModule, False), (DSHModule, False), (CSQModule, True)])
+def test_loss_falls(cls, video):
+    pl.seed_everything(0)
+    model = cls(num_classes=4, bits=16, backbone="test_resnet", hidden=64, video=video, dropout=0.0)
+    optimizer = model.configure_optimizers()
+    x, y = _batch(video=video)
+    losses = []
+    for _ in range(15):
+        loss = model.loss(model.net(x), y)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_csq_targets_are_hash_centers_and_loss_is_zero_at_the_center():
+    model = CSQModule(num_classes=4, bits=16, backbone="test_resnet", hidden=64)
+    y = torch.eye(4)
+    big = 30 * model.centers  # z far out along each class center: tanh(z) = c
+    losses = model.loss(big, y)
+    assert losses["central"].item() < 1e-6 and losses["quantization"].item() < 1e-6
+    assert model.loss(-big, y)["central"].item() > 10  # the opposite corner is penalised
+
+
+def test_seeded_training_is_deterministic(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSMEDIA_DATA", str(tmp_path / "data"))
+    from crossmedia.tasks.hashing.data import HashingDataModule
+
+    states = []
+    for run in range(2):
+        pl.seed_everything(0)
+        model = CSQModule(num_classes=10, bits=16, backbone="test_resnet", hidden=64)
+        trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, limit_val_batches=0, deterministic=True,
+                             default_root_dir=tmp_path / f"run{run}")
+        trainer.fit(model, datamodule=HashingDataModule(dataset="digits", batch_size=32))
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_hash_api_on_pil_images_matches_batch_codes():
+    model = zoo.load("csq")
+    images = [Image.new("RGB", (8, 8), color) for color in ("white", "black", (120, 30, 200))]
+    codes = model.hash(images)
+    assert codes.shape == (3, model.hparams.bits) and codes.dtype == torch.int8
+    assert set(codes.unique().tolist()) <= {-1, 1}
+    batch = model.preprocess(images)
+    assert torch.equal(codes, model.hash(batch))
+    assert not model.training
+
+
+def test_video_hash_api_takes_lists_of_frames():
+    model = zoo.load("csq-video")
+    clip = [Image.new("RGB", (32, 32), (10 * t, 0, 0)) for t in range(8)]
+    assert model.hash([clip, clip]).shape == (2, model.hparams.bits)
+
+
+def test_csq_beats_the_pairwise_baseline_at_equal_bits():
+    """The paper's claim, on the cards' measured (and re-measured, see test_zoo) numbers.
+
+    On multi-label data CSQ wins clearly; on single-label digits both sit at the ceiling
+    (the cards say so), so there the test only asserts they are within one point.
+    """
+    for method, baseline in (("csq-shapes", "dsh-shapes"), ("csq", "dsh")):
+        csq, dsh = zoo.card(method), zoo.card(baseline)
+        assert csq.init_args()["bits"] == dsh.init_args()["bits"]
+        assert csq.config["data"] == dsh.config["data"] and csq.config["trainer"] == dsh.config["trainer"]
+    assert zoo.card("csq-shapes").metrics[0]["value"] > zoo.card("dsh-shapes").metrics[0]["value"] + 0.1
+    assert abs(zoo.card("csq").metrics[0]["value"] - zoo.card("dsh").metrics[0]["value"]) < 0.01
