@@ -4,6 +4,7 @@
     crossmedia fit -c csq                     # a zoo name works in place of the card path
     crossmedia zoo list|show NAME|eval NAME|export RUN --name NAME|default TASK
     crossmedia data list|prepare NAME [--source DIR]
+    crossmedia summarize VIDEO [--model sum-gda]   # and other commands tasks contribute
 
 ``fit`` & co. are LightningCLI (subclassed): a zoo card given with ``-c`` contributes its
 ``config`` section. Runs live in ``runs/<name>/`` (config.yaml, checkpoints/last.ckpt, samples/,
@@ -103,6 +104,25 @@ def _lightning_cli(argv: list[str]) -> None:
     )
 
 
+def task_commands() -> dict:
+    """Commands tasks contribute (``COMMANDS`` in ``crossmedia/tasks/<task>/cli.py``), by name.
+
+    Found by walking the tasks package, so the core never names a task.
+    """
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    import crossmedia.tasks
+
+    commands = {}
+    for info in pkgutil.iter_modules(crossmedia.tasks.__path__):
+        name = f"crossmedia.tasks.{info.name}.cli"
+        if info.ispkg and importlib.util.find_spec(name) is not None:
+            commands.update(getattr(importlib.import_module(name), "COMMANDS", {}))
+    return commands
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "zoo":
@@ -120,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         _lightning_cli(argv)
         return 0
-    print(f"crossmedia: unknown command {argv[0]!r}; commands: fit, validate, test, predict, zoo, data",
-          file=sys.stderr)
+    extra = task_commands()
+    if argv[0] in extra:
+        return extra[argv[0]](argv[1:])
+    known = ", ".join(["fit", "validate", "test", "predict", "zoo", "data", *sorted(extra)])
+    print(f"crossmedia: unknown command {argv[0]!r}; commands: {known}", file=sys.stderr)
     return 2
 
 

@@ -305,3 +305,7 @@ for _name, _classes, _what in (("nuswide", 21, "NUS-WIDE, 21 most frequent conce
                                ("imagenet100", 100, "ImageNet-100 (HashNet subset)")):
     register_dataset(_name, kind="image", builtin=False, num_classes=_classes, source_layout=_RELEASE_LAYOUT,
                      summary=f"{_what}, multi-hot, DeepHash-pytorch lists")(_release_preparer(_name, _classes))
+
+
+# datasets registered by their own modules (they import register_dataset from here)
+import crossmedia.data.builtin.videosumm  # noqa: E402,F401  summe/tvsum built-ins and eccv16 files

@@ -1,0 +1,77 @@
+"""Padding masks and LSTMs over padded batches: the plumbing shared by the summarisation models.
+
+Convention used by every model and loss of this package: frame features ``x`` are (B, T, D) and
+the optional ``mask`` is a bool (B, T) tensor, True on real frames and False on padding. The
+recurrent models (Cycle-SUM) need each video's real frames to come first (a prefix mask, as a
+padded collate produces); the attention model (SUM-GDA) accepts any mask.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = ["full_mask", "check_mask", "prefix_lengths", "masked_mean_per_video", "masked_mean",
+           "run_lstm"]
+
+
+def full_mask(x: Tensor) -> Tensor:
+    """An all-True (B, T) mask for features ``x`` of shape (B, T, D)."""
+    return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+
+
+def check_mask(x: Tensor, mask: Tensor | None) -> Tensor:
+    """The mask to use for ``x``: ``mask`` checked (bool, (B, T), ≥ 1 real frame per video) or all-True."""
+    if x.dim() != 3:
+        raise ValueError(f"frame features must be (B, T, D), got shape {tuple(x.shape)}")
+    if mask is None:
+        return full_mask(x)
+    if mask.shape != x.shape[:2]:
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match features (B, T) = "
+                         f"{tuple(x.shape[:2])}")
+    mask = mask.to(device=x.device, dtype=torch.bool)
+    if not bool(mask.any(dim=1).all()):
+        raise ValueError("every video needs at least one real frame (a mask row is all False)")
+    return mask
+
+
+def prefix_lengths(mask: Tensor) -> Tensor:
+    """(B,) number of real frames per video; raises unless each row is True…True False…False."""
+    lengths = mask.sum(dim=1)  # (B,)
+    steps = torch.arange(mask.shape[1], device=mask.device)  # (T,)
+    if not torch.equal(steps[None, :] < lengths[:, None], mask):
+        raise ValueError("recurrent models need padding at the end of each video: the mask must be "
+                         "True for the first n frames and False after them")
+    return lengths
+
+
+def masked_mean_per_video(values: Tensor, mask: Tensor) -> Tensor:
+    """(B,) mean of ``values`` (B, T) over each video's real frames."""
+    m = mask.to(values.dtype)
+    return (values * m).sum(dim=1) / m.sum(dim=1)
+
+
+def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` (B, T) over each video's real frames, then over the batch: a scalar.
+
+    Every video weighs the same whatever its length, as in the per-video losses of the papers.
+    """
+    return masked_mean_per_video(values, mask).mean()
+
+
+def run_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor, initial: tuple[Tensor, Tensor] | None = None
+             ) -> tuple[Tensor, Tensor]:
+    """Run a batch-first ``lstm`` over the real frames only.
+
+    Returns the per-step outputs (B, T, H·directions), zero on padding, and the final hidden
+    state h_n (layers·directions, B, H) taken at each video's last real frame, so that neither
+    depends on what the padding holds. Unpadded batches skip the packing.
+    """
+    lengths = prefix_lengths(mask)  # (B,)
+    if bool((lengths == x.shape[1]).all()):
+        outputs, (h_n, _) = lstm(x, initial)
+        return outputs, h_n
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    outputs, (h_n, _) = lstm(packed, initial)
+    outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[1])  # (B, T, H')
+    return outputs, h_n

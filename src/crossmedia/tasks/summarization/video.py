@@ -1,0 +1,357 @@
+"""From a real video file to a keyshot summary: decode, sample, encode, segment, score, select.
+
+The pipeline follows how the eccv16 SumMe/TVSum files were built, so a model trained on them (or
+on the built-in data written in their format) can summarise any video:
+
+1. :func:`read_video` decodes the file with PyAV and keeps every ``round(native_fps / fps)``-th
+   frame (2 fps by default); ``picks`` are the frame indices of the kept frames (0, 15, 30, ...
+   for a 30 fps video), exactly the eccv16 ``picks`` field.
+2. :class:`FrameEncoder` turns the sampled frames into features (T, D) with a timm backbone.
+3. Kernel temporal segmentation (:func:`~crossmedia.tasks.summarization.kts.segment_features`)
+   cuts the video into shots on those features; the shots tile ``[0, n_frames)``.
+4. A scorer (a trained model's ``summarize_scores``) gives each step an importance in [0, 1];
+   :func:`~crossmedia.tasks.summarization.metrics.generate_summary` spreads the scores over the
+   frames, averages them per shot and picks shots by a 0/1 knapsack within 15 % of the frames.
+5. :func:`summarize_video` writes the chosen shots as a GIF and the scores, shots and choice as a
+   timeline plot (:func:`timeline_figure`, also used by training callbacks).
+
+One departure from the evaluation protocol, for people rather than benchmarks: a shot longer than
+the whole budget can never be chosen, so :func:`summarize_video` cuts such shots into equal parts
+that fit before the knapsack runs (a video of a few long static shots would otherwise give an
+empty summary). Benchmarks use ``metrics.generate_summary`` on the dataset's own change points.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crossmedia.tasks.summarization.kts import segment_features
+from crossmedia.tasks.summarization.metrics import frame_scores as spread_scores
+from crossmedia.tasks.summarization.metrics import generate_summary
+
+__all__ = ["VideoReadError", "SampledVideo", "read_video", "FrameEncoder", "Keyshots", "summarize_video",
+           "timeline_figure"]
+
+_GIF_MAX_FRAMES = 60  # the GIF shows at most this many of the chosen sampled frames
+_GIF_MAX_SIDE = 192  # pixels, longest side of a GIF frame
+_GIF_FRAME_MS = 250  # display time of one GIF frame
+
+
+class VideoReadError(ValueError):
+    """A video file that cannot be opened or decoded, or that holds no video stream."""
+
+
+# reading
+
+@dataclass
+class SampledVideo:
+    """The frames of a video sampled at ``fps``, in the eccv16 conventions.
+
+    ``frames`` (N, H, W, 3) uint8 RGB, downscaled; ``picks`` (N,) int64 frame index of each sampled
+    frame; ``n_frames`` the number of frames decoded; ``native_fps`` the stream's frame rate;
+    ``step`` the sampling interval in frames (``picks = arange(N) * step``).
+    """
+
+    frames: np.ndarray
+    picks: np.ndarray
+    n_frames: int
+    native_fps: float
+    step: int
+
+
+def _frame_rate(stream, path: Path) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and float(rate) > 0:
+            return float(rate)
+    raise VideoReadError(f"{path}: the video stream does not say its frame rate")
+
+
+def _scaled_size(width: int, height: int, max_short_side: int) -> tuple[int, int]:
+    scale = min(1.0, max_short_side / min(width, height))  # only ever shrink
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def read_video(path: str | Path, *, fps: float = 2.0, max_short_side: int = 224) -> SampledVideo:
+    """Decode ``path`` with PyAV and keep every ``round(native_fps / fps)``-th frame.
+
+    Every frame is decoded (so ``n_frames`` is exact) but only the kept ones are converted to RGB,
+    downscaled on the fly so that their short side is at most ``max_short_side`` pixels; memory is
+    bounded by the sampled frames. Raises ``FileNotFoundError`` for a missing file and
+    :class:`VideoReadError` (naming the file) when it cannot be opened or decoded, holds no video
+    stream or no frame.
+    """
+    import av  # PyAV: imported here so that plotting helpers do not need it
+
+    path = Path(path)
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such video file: {path}")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as err:
+        raise VideoReadError(f"{path}: cannot open as a video file ({err})") from None
+    with container:
+        if not container.streams.video:
+            raise VideoReadError(f"{path}: the file holds no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        native_fps = _frame_rate(stream, path)
+        step = max(1, round(native_fps / fps))
+        frames, picks, n_frames = [], [], 0
+        try:
+            for frame in container.decode(stream):
+                if n_frames % step == 0:
+                    width, height = _scaled_size(frame.width, frame.height, max_short_side)
+                    frames.append(frame.to_ndarray(width=width, height=height, format="rgb24",
+                                                   interpolation="AREA"))  # (H, W, 3)
+                    picks.append(n_frames)
+                n_frames += 1
+        except av.FFmpegError as err:
+            raise VideoReadError(f"{path}: decoding failed after {n_frames} frames ({err})") from None
+    if not frames:
+        raise VideoReadError(f"{path}: the video stream holds no decodable frame")
+    return SampledVideo(frames=np.stack(frames), picks=np.asarray(picks, dtype=np.int64), n_frames=n_frames,
+                        native_fps=native_fps, step=step)  # frames (N, H, W, 3)
+
+
+# encoding
+
+def _orthogonal(rows: int, cols: int, *, seed: int) -> torch.Tensor:
+    """A fixed (rows, cols) matrix with orthonormal columns (rows >= cols) or rows (rows < cols)."""
+    generator = torch.Generator().manual_seed(seed)
+    gaussian = torch.randn(max(rows, cols), min(rows, cols), generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(gaussian)  # (max, min) orthonormal columns
+    q = q * torch.sign(torch.diagonal(r))[None, :]  # unique: Haar-distributed
+    return (q if rows >= cols else q.T).float()  # (rows, cols)
+
+
+class FrameEncoder(nn.Module):
+    """Per-frame features (N, out_dim) from RGB frames, with a timm backbone.
+
+    The backbone is ``timm.create_model(backbone, pretrained=pretrained, num_classes=0)`` (pooled
+    features of width ``num_features``). When that width differs from ``out_dim`` (the ``in_dim``
+    a summariser was trained on), a fixed random orthogonal projection seeded by ``seed`` maps it
+    there; it is a buffer, never trained, and preserves distances up to the dimension change.
+
+    The eccv16 SumMe/TVSum features are GoogLeNet pool5 (1024-d, ImageNet weights), and the
+    built-in datasets have their own synthetic features: a model trained on either expects those
+    statistics. With ``pretrained=False`` (the default, nothing is downloaded) the backbone is
+    randomly initialised (reproducibly, from ``seed``), so the features only carry structure
+    (colour, layout, motion) — enough for KTS to find shot changes, not for semantic importance.
+    Pass ``pretrained=True`` for ImageNet weights when they are available.
+    """
+
+    def __init__(self, *, backbone: str = "resnet18", out_dim: int, image_size: int = 224, pretrained: bool = False,
+                 seed: int = 0) -> None:
+        super().__init__()
+        import timm
+
+        if not timm.is_model(backbone):
+            close = difflib.get_close_matches(backbone, timm.list_models(), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
+            raise ValueError(f"unknown timm backbone {backbone!r}{hint}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # a random-init backbone is the same every time
+            self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0)
+        self.backbone.eval()
+        self.image_size = int(image_size)
+        self.out_dim = int(out_dim)
+        cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
+        mean, std = cfg.get("mean", (0.485, 0.456, 0.406)), cfg.get("std", (0.229, 0.224, 0.225))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        width = int(self.backbone.num_features)
+        projection = None if width == self.out_dim else _orthogonal(width, self.out_dim, seed=seed)
+        self.register_buffer("projection", projection, persistent=False)  # (width, out_dim) or None
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, H, W, 3) -> normalised images (B, 3, S, S): short side resized to S, centre crop."""
+        x = frames.to(self.mean.device).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W)
+        h, w = x.shape[-2:]
+        scale = self.image_size / min(h, w)
+        size = (max(self.image_size, round(h * scale)), max(self.image_size, round(w * scale)))
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+        top, left = (size[0] - self.image_size) // 2, (size[1] - self.image_size) // 2
+        x = x[..., top:top + self.image_size, left:left + self.image_size]  # (B, 3, S, S)
+        return (x - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images (B, 3, S, S) -> features (B, out_dim)."""
+        features = self.backbone(images)  # (B, width)
+        return features if self.projection is None else features @ self.projection  # (B, out_dim)
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray | torch.Tensor, batch_size: int = 32, *, progress: bool = True) -> torch.Tensor:
+        """uint8 RGB frames (N, H, W, 3) -> float32 features (N, out_dim) on CPU, with a progress bar."""
+        from tqdm.auto import tqdm
+
+        frames = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (N, H, W, 3) RGB, got shape {tuple(frames.shape)}")
+        was_training = self.training
+        self.eval()
+        out = []
+        with tqdm(total=len(frames), desc="encoding frames", unit="frame", disable=not progress) as bar:
+            for start in range(0, len(frames), batch_size):
+                batch = frames[start:start + batch_size]
+                out.append(self(self.preprocess(batch)).float().cpu())
+                bar.update(len(batch))
+        self.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, self.out_dim)  # (N, out_dim)
+
+
+# summarising
+
+@dataclass
+class Keyshots:
+    """A video's keyshot summary.
+
+    ``segments`` the chosen shots as inclusive ``(start_frame, end_frame)``; ``frame_mask``
+    (n_frames,) bool; ``step_scores`` (T,) the scorer's output; ``change_points`` (n_seg, 2) the
+    shots the knapsack chose from; ``picks`` (T,); ``gif_path`` / ``timeline_path`` the files
+    written (``None`` when not written); ``summary_fraction`` the share of frames chosen.
+    """
+
+    segments: list[tuple[int, int]]
+    frame_mask: np.ndarray
+    step_scores: np.ndarray
+    change_points: np.ndarray
+    picks: np.ndarray
+    gif_path: Path | None
+    timeline_path: Path | None
+    summary_fraction: float
+    n_frames: int
+    native_fps: float
+
+    @property
+    def segments_seconds(self) -> list[tuple[float, float]]:
+        """The chosen shots as ``(start, end)`` times in seconds, ``end`` exclusive."""
+        return [(start / self.native_fps, (end + 1) / self.native_fps) for start, end in self.segments]
+
+
+def _split_long_segments(change_points: np.ndarray, max_len: int) -> np.ndarray:
+    """Cut every inclusive segment longer than ``max_len`` frames into equal parts of at most ``max_len``."""
+    rows = []
+    for start, end in change_points.tolist():
+        length = end - start + 1
+        parts = max(1, math.ceil(length / max(1, max_len)))
+        bounds = start + np.round(np.arange(parts + 1) * length / parts).astype(np.int64)  # (parts+1,)
+        rows += [(int(a), int(b) - 1) for a, b in zip(bounds[:-1], bounds[1:])]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 2)  # (n_seg', 2)
+
+
+def _write_gif(frames: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    if len(frames) > _GIF_MAX_FRAMES:
+        frames = frames[np.linspace(0, len(frames) - 1, _GIF_MAX_FRAMES).round().astype(np.int64)]
+    images = []
+    for frame in frames:
+        image = Image.fromarray(frame)
+        image.thumbnail((_GIF_MAX_SIDE, _GIF_MAX_SIDE))
+        images.append(image.quantize(colors=128, method=Image.Quantize.MEDIANCUT))
+    images[0].save(path, save_all=True, append_images=images[1:], duration=_GIF_FRAME_MS, loop=0)
+
+
+def timeline_figure(frame_scores: np.ndarray | torch.Tensor, change_points: np.ndarray | torch.Tensor,
+                    frame_mask: np.ndarray | torch.Tensor | None, *, fps: float, title: str):
+    """A timeline of a summary as a matplotlib ``Figure`` (Agg canvas, no pyplot state).
+
+    ``frame_scores`` (n_frames,) importance over time (seconds on the x axis at ``fps``),
+    ``change_points`` (n_seg, 2) inclusive shots drawn as thin boundaries, ``frame_mask``
+    (n_frames,) the chosen keyshots, shaded (``None`` to shade nothing). Save it with
+    ``fig.savefig(path)`` or log it as an image.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    scores = np.asarray(torch.as_tensor(frame_scores).detach().cpu(), dtype=np.float64).reshape(-1)
+    cps = np.asarray(torch.as_tensor(change_points).detach().cpu(), dtype=np.int64).reshape(-1, 2)
+    n_frames = len(scores)
+    seconds = np.arange(n_frames + 1) / fps  # (n_frames+1,) frame edges
+    figure = Figure(figsize=(10, 2.8), layout="constrained")
+    FigureCanvasAgg(figure)
+    axis = figure.add_subplot()
+    if frame_mask is not None:
+        mask = np.asarray(torch.as_tensor(frame_mask).detach().cpu()).reshape(-1).astype(bool)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))  # run starts, ends
+        for i, (start, stop) in enumerate(zip(edges[0::2], edges[1::2])):
+            axis.axvspan(start / fps, stop / fps, color="tab:orange", alpha=0.35, lw=0,
+                         label="keyshots" if i == 0 else None)
+    for start in cps[1:, 0]:
+        axis.axvline(start / fps, color="0.45", lw=0.6, zorder=1)
+    axis.plot([], [], color="0.45", lw=0.6, label="shot boundaries")  # legend entry for the boundaries
+    axis.stairs(scores, seconds, baseline=None, color="tab:blue", lw=1.4, label="importance", zorder=3)
+    axis.stairs(scores, seconds, fill=True, color="tab:blue", alpha=0.12, lw=0, zorder=2)
+    low = min(0.0, float(scores.min())) if n_frames else 0.0
+    high = max(1.0, float(scores.max())) if n_frames else 1.0
+    axis.set(xlim=(0, n_frames / fps), ylim=(low, high + 0.05 * (high - low)), xlabel="time (s)", ylabel="score")
+    axis.set_title(title, loc="left", fontsize="medium")
+    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3, fontsize="small", frameon=False,
+                borderaxespad=0.2)
+    return figure
+
+
+def summarize_video(path: str | Path, *, scorer: Callable[[torch.Tensor], torch.Tensor], in_dim: int,
+                    out_dir: str | Path, backbone: str = "resnet18", pretrained: bool = False, fps: float = 2.0,
+                    proportion: float = 0.15, make_gif: bool = True, encoder: FrameEncoder | None = None,
+                    progress: bool = True) -> Keyshots:
+    """Summarise the video at ``path`` into keyshots and write ``<stem>_summary.gif`` and
+    ``<stem>_timeline.png`` under ``out_dir``.
+
+    ``scorer`` maps features (T, in_dim) to step importances (T,) (a model's ``summarize_scores``);
+    it runs under ``torch.no_grad``. Features come from ``encoder`` if given, else from a
+    :class:`FrameEncoder` on ``backbone`` (random init unless ``pretrained``, see its caveat). KTS runs on the features
+    centred over the video (the mean frame removed: a component every frame shares, large for a
+    random-init backbone, would otherwise swamp the shot changes in the normalised linear kernel);
+    the scorer gets them uncentred. Shots are mapped back to frames, shots longer than the budget
+    are split (see the module docstring), and the knapsack keeps at most
+    ``floor(proportion * n_frames)`` frames.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    video = read_video(path, fps=fps)
+    encoder = encoder if encoder is not None else FrameEncoder(backbone=backbone, out_dim=in_dim, pretrained=pretrained)
+    if encoder.out_dim != in_dim:
+        raise ValueError(f"the encoder gives {encoder.out_dim}-d features but the scorer expects in_dim={in_dim}")
+    features = encoder.encode(video.frames, progress=progress)  # (T, in_dim)
+    centred = (features - features.mean(dim=0, keepdim=True)).numpy()  # (T, in_dim) the shared component removed
+    change_points, _ = segment_features(centred, sample_rate=video.step, n_frames=video.n_frames,
+                                        fps=video.native_fps)  # (n_seg, 2) frames
+    budget = math.floor(proportion * video.n_frames)
+    change_points = _split_long_segments(change_points, budget)
+    n_frame_per_seg = change_points[:, 1] - change_points[:, 0] + 1  # (n_seg,)
+    with torch.no_grad():
+        scores = torch.as_tensor(scorer(features)).detach().float().cpu()
+    if scores.numel() != len(features):
+        raise ValueError(f"the scorer returned shape {tuple(scores.shape)} for {len(features)} steps; (T,) expected")
+    step_scores = scores.reshape(-1).numpy()  # (T,)
+    summary = generate_summary(step_scores, change_points, video.n_frames, n_frame_per_seg, video.picks,
+                               proportion=proportion)  # (n_frames,) 0/1
+    mask = summary > 0
+    segments = [(int(s), int(e)) for s, e in change_points if mask[s]]
+    fraction = float(mask.mean())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gif_path = None
+    chosen_frames = video.frames[mask[video.picks]]  # (K, H, W, 3) sampled frames inside keyshots
+    if make_gif and len(chosen_frames):
+        gif_path = out_dir / f"{path.stem}_summary.gif"
+        _write_gif(chosen_frames, gif_path)
+    timeline_path = out_dir / f"{path.stem}_timeline.png"
+    plural = "s" * (len(segments) != 1)
+    title = (f"{path.name}: {len(segments)} keyshot{plural}, {mask.sum() / video.native_fps:.1f} s of "
+             f"{video.n_frames / video.native_fps:.1f} s ({100 * fraction:.1f} %)")
+    figure = timeline_figure(spread_scores(step_scores, video.picks, video.n_frames), change_points, mask,
+                             fps=video.native_fps, title=title)
+    figure.savefig(timeline_path, dpi=100)
+    return Keyshots(segments=segments, frame_mask=mask, step_scores=step_scores, change_points=change_points,
+                    picks=video.picks, gif_path=gif_path, timeline_path=timeline_path, summary_fraction=fraction,
+                    n_frames=video.n_frames, native_fps=video.native_fps)
