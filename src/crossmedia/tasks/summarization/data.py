@@ -15,9 +15,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from crossmedia.core.paths import data_root
 from crossmedia.data.deephash import read_meta
 from crossmedia.data.eccv16 import Eccv16Dataset, parse_key
-from crossmedia.data.prepare import ensure
+from crossmedia.data.prepare import ensure, list_datasets
 from crossmedia.tasks.summarization.splits import read_splits
 
 __all__ = ["SummarizationDataModule"]
@@ -72,7 +73,11 @@ class SummarizationDataModule(pl.LightningDataModule):
         self.num_splits = num_splits
 
     def _folder(self) -> Path:
-        return ensure(self.hparams.dataset, None if self.hparams.root is None else Path(self.hparams.root))
+        root = Path(self.hparams.root) if self.hparams.root else data_root() / self.hparams.dataset
+        info = list_datasets().get(self.hparams.dataset)
+        if (info is None or not info.builtin) and any(root.glob("*.h5")):
+            return root  # prepared or hand-made eccv16 files (``ensure`` checks DeepHash lists, not h5)
+        return ensure(self.hparams.dataset, root)  # generates a built-in; explains how to prepare a real one
 
     def prepare_data(self) -> None:
         self._folder()
