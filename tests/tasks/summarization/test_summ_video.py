@@ -205,3 +205,18 @@ def test_summarize_command_errors_are_for_people(tmp_path, monkeypatch, capsys):
     assert "clip.mp4" in capsys.readouterr().err
     assert summarize_main([str(video), "--backbone", "resnet_18"]) == 1
     assert "resnet18" in capsys.readouterr().err  # the closest timm names are suggested
+
+
+@pytest.mark.skipif("sum-gda" not in [e.name for e in __import__("crossmedia").zoo.list_models()],
+                    reason="no sum-gda zoo entry")
+def test_zoo_model_summarizes_a_video_file(video_path, tmp_path):
+    """The whole path a user takes: zoo.load, then model.summarize(video) writes GIF + timeline."""
+    from crossmedia import zoo
+    from crossmedia.tasks.summarization.video import FrameEncoder
+
+    model = zoo.load("sum-gda")
+    encoder = FrameEncoder(backbone="test_resnet", out_dim=model.hparams.in_dim, image_size=64)
+    keyshots = model.summarize(video_path, out_dir=tmp_path, encoder=encoder, progress=False)
+    assert 0 < keyshots.summary_fraction <= 0.15
+    assert keyshots.frame_mask.sum() == sum(end - start + 1 for start, end in keyshots.segments)
+    assert keyshots.timeline_path.is_file() and keyshots.gif_path.is_file()
