@@ -25,10 +25,13 @@ def _state_dict_from_checkpoint(ckpt: Path) -> dict:
 def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summary: str | None = None,
                zoo_dir: str | Path | None = None, checkpoints_dir: str | Path | None = None,
                default: bool = False, tolerance: float = 0.005, notes: str | None = None,
-               progress: bool = True) -> Path:
+               dtype: str = "float32", progress: bool = True) -> Path:
     """Write ``checkpoints/<name>.safetensors`` and ``zoo/<task>/<name>.yaml`` from ``run_dir``.
 
-    The card's metrics are measured here, by the same code ``crossmedia zoo eval`` runs.
+    The card's metrics are measured here, by the same code ``crossmedia zoo eval`` runs, on the
+    weights as written: ``dtype="float16"`` halves the file (floating tensors are stored in half
+    precision and cast back to the module's float32 on load), and the card then reports what
+    the half-precision weights measure.
     """
     from crossmedia import zoo
     from crossmedia.core.cards import read_card
@@ -50,7 +53,13 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
     checkpoints_dir = Path(checkpoints_dir or root / "checkpoints")
     zoo_dir = Path(zoo_dir or root / "zoo")
     weights_path = checkpoints_dir / f"{name}.safetensors"
-    sha256 = save_weights(_state_dict_from_checkpoint(ckpt), weights_path, metadata={"name": name})
+    import torch
+
+    store = getattr(torch, dtype, None)
+    if not isinstance(store, torch.dtype) or not store.is_floating_point:
+        raise ValueError(f"dtype must name a floating torch dtype (float32, float16, bfloat16), got {dtype!r}")
+    state = {k: v.to(store) if v.is_floating_point() else v for k, v in _state_dict_from_checkpoint(ckpt).items()}
+    sha256 = save_weights(state, weights_path, metadata={"name": name, "dtype": dtype})
 
     trainer_keys = ("max_epochs", "max_steps", "precision", "accumulate_grad_batches", "gradient_clip_val",
                     "deterministic", "check_val_every_n_epoch", "log_every_n_steps")
@@ -63,7 +72,7 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
         "paper": dict(getattr(model_cls, "paper", {"title": "", "arxiv": ""})),
         "config": {"seed_everything": config.get("seed_everything"), "model": config["model"],
                    "data": config["data"], "trainer": trainer},
-        "weights": {"file": weights_path.name, "sha256": sha256, "url": None},
+        "weights": {"file": weights_path.name, "sha256": sha256, "dtype": dtype, "url": None},
         "metrics": [],
         "commands": {"train": f"make train TASK={task} MODEL={name}", "eval": f"make eval MODEL={name}"},
     }

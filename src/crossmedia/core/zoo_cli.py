@@ -57,6 +57,8 @@ def zoo_main(argv: list[str]) -> int:
     p_export.add_argument("--summary")
     p_export.add_argument("--default", action="store_true", help="make it the task's default entry")
     p_export.add_argument("--notes", help="what a reader of the card should know (comparisons, caveats)")
+    p_export.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"],
+                          help="storage precision of the weights (metrics are measured on what is stored)")
     sub.add_parser("default", help="the entry `make train TASK=…` trains").add_argument("task")
     p_table = sub.add_parser("table", help="the zoo as a Markdown table")
     p_table.add_argument("--write", metavar="README", help="update the table block of this file instead")
@@ -91,7 +93,7 @@ def zoo_main(argv: list[str]) -> int:
             from crossmedia.core.export import export_run
 
             path = export_run(args.run_dir, name=args.name, checkpoint=args.checkpoint,
-                              summary=args.summary, default=args.default, notes=args.notes)
+                              summary=args.summary, default=args.default, notes=args.notes, dtype=args.dtype)
             print(f"wrote {path}")
             for m in yaml.safe_load(path.read_text())["metrics"]:
                 print(f"  {m['metric']} on {m['dataset']}/{m['split']}: {m['value']}")
