@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from crossmedia.tasks.hashing.metrics import mean_average_precision
+from _timing import best_time  # bench/ is on sys.path when a benchmark runs as a script
 
 NUM_QUERIES, NUM_DB, BITS, NUM_CLASSES, TOP_K = 2_000, 20_000, 64, 10, 1_000
 REPEATS = 3
@@ -64,25 +65,15 @@ def reference_map(q_codes: np.ndarray, q_labels: np.ndarray, db_codes: np.ndarra
     return total / len(q_codes)
 
 
-def best_time(fn, repeats: int = REPEATS):
-    """(result, fastest wall time in seconds) over ``repeats`` runs."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return result, min(times)
-
-
 def main() -> None:
     q_codes, q_labels, db_codes, db_labels = make_data()
     print(f"{NUM_QUERIES} queries x {NUM_DB} database items x {BITS} bits, {NUM_CLASSES} classes, "
           f"mAP@{TOP_K}, torch threads: {torch.get_num_threads()}")
 
     arrays = [t.numpy() for t in (q_codes, q_labels, db_codes, db_labels)]
-    ref, ref_time = best_time(lambda: reference_map(*arrays, top_k=TOP_K))
+    ref, ref_time = best_time(lambda: reference_map(*arrays, top_k=TOP_K), REPEATS)
     ours, our_time = best_time(lambda: mean_average_precision(q_codes, q_labels, db_codes, db_labels,
-                                                              top_k=TOP_K).item())
+                                                              top_k=TOP_K).item(), REPEATS)
     print(f"reference (per-query numpy loop): mAP@{TOP_K} = {ref:.6f}  time {ref_time:.3f} s")
     print(f"ours (mean_average_precision):    mAP@{TOP_K} = {ours:.6f}  time {our_time:.3f} s")
     assert abs(ref - ours) <= 1e-5, f"mAP mismatch: reference {ref} vs ours {ours}"

@@ -30,6 +30,7 @@ from crossmedia.data.builtin.videosumm import make_videosumm, videosumm_files
 from crossmedia.data.eccv16 import Eccv16Dataset, VideoRecord, make_key
 from crossmedia.tasks.summarization.metrics import evaluate_videos
 from crossmedia.tasks.summarization.splits import read_splits
+from _timing import best_time  # bench/ is on sys.path when a benchmark runs as a script
 
 REPEATS = 3
 REDUCTIONS = ("avg", "max")
@@ -111,16 +112,6 @@ def reference_video(scores: np.ndarray, video: VideoRecord, reduction: str) -> t
 
 # helpers
 
-def best_time(fn, repeats: int = REPEATS):
-    """(result, fastest wall time in seconds) over ``repeats`` runs."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return result, min(times)
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         h5_path = make_videosumm(Path(tmp), variant="tvsum", seed=0, progress=False)
@@ -148,8 +139,8 @@ def main() -> None:
         return {(r, s): np.array([reference_video(scores[s][i], v, r) for i, v in enumerate(videos)]).T
                 for r in REDUCTIONS for s in range(len(splits))}
 
-    ours_result, ours_time = best_time(ours)
-    loop_result, loop_time = best_time(loop, repeats=1)
+    ours_result, ours_time = best_time(ours, REPEATS)
+    loop_result, loop_time = best_time(loop, 1)
     for key in loop_result:
         if not np.array_equal(ours_result[key], loop_result[key]):
             worst = np.abs(ours_result[key] - loop_result[key]).max()

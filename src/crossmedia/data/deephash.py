@@ -43,6 +43,7 @@ __all__ = [
     "DeepHashListError",
     "read_list",
     "write_list",
+    "write_dataset",
     "list_file_for",
     "frame_files",
     "read_meta",
@@ -185,6 +186,19 @@ def write_meta(root: Path, meta: dict[str, Any]) -> Path:
     partial.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     os.replace(partial, meta_file)
     return meta_file
+
+
+def write_dataset(root: Path, *, paths: list[str], labels: np.ndarray, splits: dict[str, np.ndarray],
+                  meta: dict[str, Any]) -> Path:
+    """Write the three list files of a dataset folder, then its ``meta.json`` (with split counts).
+
+    ``labels`` are multi-hot rows (N, C) aligned with ``paths``; ``splits`` maps each of
+    :data:`SPLITS` to the row indices it holds.
+    """
+    for split in SPLITS:
+        write_list(list_file_for(root, split), [(paths[i], labels[i]) for i in splits[split]])
+    write_meta(root, {**meta, "counts": {split: int(len(splits[split])) for split in SPLITS}})
+    return Path(root)
 
 
 def is_complete(root: Path, **expected: Any) -> bool:

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from crossmedia.data.deephash import SPLITS, is_complete, list_file_for, stratified_split, write_list, write_meta
+from crossmedia.data.deephash import is_complete, stratified_split, write_dataset
 
 __all__ = ["make_digits", "digit_pixels", "DIGITS_CLASS_NAMES"]
 
@@ -50,16 +50,13 @@ def make_digits(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
 
     splits = stratified_split(targets, query_per_class=_QUERY_PER_CLASS,
                               train_per_class=_TRAIN_PER_CLASS, seed=seed)
-    for split in SPLITS:
-        write_list(list_file_for(root, split), [(paths[i], one_hot[i]) for i in splits[split]])
-    write_meta(root, {
+    write_dataset(root, paths=paths, labels=one_hot, splits=splits, meta={
         "name": "digits",
         "kind": "image",
         "num_classes": len(DIGITS_CLASS_NAMES),
         "class_names": list(DIGITS_CLASS_NAMES),
         "seed": seed,
         "generator_version": _GENERATOR_VERSION,
-        "counts": {split: int(len(splits[split])) for split in SPLITS},
         "source": "sklearn.datasets.load_digits (UCI optical recognition of handwritten digits)",
     })
     return root
