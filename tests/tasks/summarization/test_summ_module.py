@@ -106,3 +106,40 @@ def test_summarize_scores_ensemble_is_the_mean_of_split_networks():
     assert torch.allclose(model.summarize_scores(features), expected)
     with pytest.raises(ValueError, match=r"\(T, 16\)"):
         model.summarize_scores(torch.randn(40, 15))
+
+
+def test_augmented_setting_trains_on_other_datasets_and_tests_on_this_one(small_data, tmp_path, monkeypatch):
+    from crossmedia.data.builtin.videosumm import make_videosumm
+    from crossmedia.data.eccv16 import list_videos, make_key
+    from crossmedia.tasks.summarization.splits import make_splits, write_splits
+
+    monkeypatch.setenv("CROSSMEDIA_DATA", str(tmp_path))
+    other = make_videosumm(tmp_path / "tiny-tvsum", variant="tvsum", seed=2, dim=64, num_videos=6, progress=False)
+    own_h5 = next(small_data.glob("*.h5"))
+    own = [make_key(own_h5, v) for v in list_videos(own_h5)]
+    others = [make_key(other, v) for v in list_videos(other)]
+    splits_file = write_splits(tmp_path / "augmented.yaml", make_splits(own, setting="augmented", other_keys=others))
+    dm = SummarizationDataModule(dataset="tiny-summe", root=str(small_data), splits_file=str(splits_file),
+                                 reduction="max", extra_datasets=["tiny-tvsum"])
+    dm.setup()
+    trained = {item["key"] for item in dm.train_set}
+    tested = {item["key"] for item in dm.test_set}
+    assert set(others) <= trained and tested <= set(own) and tested
+    pl.seed_everything(0)
+    model = SumGDAModule(in_dim=64, hidden=16, dropout=0.0)
+    model.configure_callbacks = lambda: []
+    trainer = _trainer(max_epochs=1)
+    trainer.fit(model, datamodule=dm)
+    assert 0 < trainer.test(model, datamodule=dm, verbose=False)[0]["test/F"] <= 1
+
+
+def test_summarize_features_gives_keyshots_within_budget():
+    model = SumGDAModule(in_dim=16, hidden=8, num_splits=2).eval()
+    g = torch.Generator().manual_seed(0)
+    scenes = torch.randn(4, 16, generator=g)
+    features = torch.cat([scenes[i].expand(20, 16) + 0.05 * torch.randn(20, 16, generator=g) for i in range(4)])
+    keyshots = model.summarize(features)
+    assert keyshots.n_frames == 80 * 15 and keyshots.frame_mask.shape == (1200,)
+    assert 0 < keyshots.summary_fraction <= 0.15
+    assert keyshots.change_points[0, 0] == 0 and keyshots.change_points[-1, 1] == 1199
+    assert all(keyshots.frame_mask[a:b + 1].all() for a, b in keyshots.segments)

@@ -57,11 +57,14 @@ class SummarizationDataModule(pl.LightningDataModule):
     ``dataset`` is a registered name (``tvsum-builtin``, ``summe-builtin``, ``summe``, ``tvsum``…)
     prepared under ``root`` (default ``data/<dataset>``); ``splits_file`` defaults to the split file
     in that folder. ``reduction`` is the protocol's: ``max`` over users for SumMe, ``avg`` for TVSum
-    (derived from the name unless given).
+    (derived from the name unless given). ``extra_datasets`` are other prepared datasets whose
+    videos the split file may name for training: the augmented and transfer settings
+    (``crossmedia.tasks.summarization.splits.make_splits``).
     """
 
     def __init__(self, *, dataset: str = "tvsum-builtin", root: str | None = None, splits_file: str | None = None,
-                 num_splits: int = 5, reduction: str | None = None, num_workers: int = 0):
+                 num_splits: int = 5, reduction: str | None = None, extra_datasets: list[str] | None = None,
+                 num_workers: int = 0):
         super().__init__()
         self.save_hyperparameters()
         if reduction is None:
@@ -72,20 +75,24 @@ class SummarizationDataModule(pl.LightningDataModule):
         self.reduction = reduction
         self.num_splits = num_splits
 
-    def _folder(self) -> Path:
-        root = Path(self.hparams.root) if self.hparams.root else data_root() / self.hparams.dataset
-        info = list_datasets().get(self.hparams.dataset)
+    def _folder(self, dataset: str | None = None) -> Path:
+        root = (Path(self.hparams.root) if self.hparams.root and dataset is None
+                else data_root() / (dataset or self.hparams.dataset))
+        dataset = dataset or self.hparams.dataset
+        info = list_datasets().get(dataset)
         if (info is None or not info.builtin) and any(root.glob("*.h5")):
             return root  # prepared or hand-made eccv16 files (``ensure`` checks DeepHash lists, not h5)
-        return ensure(self.hparams.dataset, root)  # generates a built-in; explains how to prepare a real one
+        return ensure(dataset, root)  # generates a built-in; explains how to prepare a real one
 
     def prepare_data(self) -> None:
-        self._folder()
+        for dataset in [None, *(self.hparams.extra_datasets or [])]:
+            self._folder(dataset)
 
     def setup(self, stage: str | None = None) -> None:
         folder = self._folder()
         meta = read_meta(folder) or {}
-        h5_files = sorted(folder.glob("*.h5"))
+        extra = [f for d in self.hparams.extra_datasets or [] for f in sorted(self._folder(d).glob("*.h5"))]
+        h5_files = sorted(folder.glob("*.h5")) + extra
         if not h5_files:
             raise FileNotFoundError(f"no .h5 file in {folder}: prepare it with `crossmedia data prepare "
                                     f"{self.hparams.dataset}`")
@@ -94,7 +101,8 @@ class SummarizationDataModule(pl.LightningDataModule):
         if splits_path is None or not splits_path.is_file():
             raise FileNotFoundError(f"no split file for {self.hparams.dataset!r} (looked for {splits_path}); pass "
                                     "splits_file= a JSON/YAML list of {train_keys, test_keys}")
-        videos = Eccv16Dataset(h5_files)
+        # other datasets may lack user summaries (OVP, YouTube): they are only trained on
+        videos = Eccv16Dataset(h5_files, require_user_summary=False)
         splits = read_splits(splits_path, known_keys=videos.keys)[: self.num_splits]
         if len(splits) < self.num_splits:
             raise ValueError(f"{splits_path} has {len(splits)} splits, num_splits={self.num_splits}")
@@ -111,6 +119,10 @@ class SummarizationDataModule(pl.LightningDataModule):
         train_in = torch.tensor([[k in t for t in train_sets] for k in keys])  # (V, S)
         test_in = torch.tensor([[k in t for t in test_sets] for k in keys])  # (V, S)
         self.in_dim = int(videos.records[0].features.shape[1])
+        for key, record, tested in zip(keys, videos.records, test_in.any(dim=1).tolist()):
+            if tested and record.user_summary is None:
+                raise ValueError(f"{splits_path}: test video {key!r} has no user_summary in its h5 file, so it "
+                                 "cannot be scored; test only on SumMe/TVSum-style files")
         train_rows = train_in.any(dim=1).nonzero().flatten().tolist()
         test_rows = test_in.any(dim=1).nonzero().flatten().tolist()
         self.train_set = _MaskedVideos(videos, [keys[i] for i in train_rows], train_in[train_rows], test_in[train_rows])

@@ -67,18 +67,31 @@ class SummarizationModule(pl.LightningModule):
         self.train(was_training)
         return scores
 
-    def summarize(self, video, *, out_dir=None, **kwargs):
-        """Keyshots of a video file (decoded, encoded, KTS-segmented, scored, knapsack at 15 %),
-        written as a summary GIF and a timeline picture in ``out_dir``; see
-        :func:`crossmedia.tasks.summarization.video.summarize_video` for the options."""
+    def summarize(self, video, *, out_dir=None, fps: float = 2.0, native_fps: float = 30.0, **kwargs):
+        """Keyshots of a video file or of its 2 fps step features.
+
+        - A path: decoded, encoded, KTS-segmented, scored and summarised by knapsack at
+          ``proportion``; a summary GIF and a timeline picture are written to ``out_dir``
+          (default ``<video>_summary/``). Options: see
+          :func:`crossmedia.tasks.summarization.video.summarize_video`.
+        - Features (T, D) sampled at ``fps`` from a ``native_fps`` video: KTS shots on the
+          features, then the same scoring and knapsack; nothing is written.
+        """
         from pathlib import Path
 
-        from crossmedia.tasks.summarization.video import summarize_video
+        import numpy as np
 
-        video = Path(video)
-        out_dir = Path(out_dir) if out_dir else video.with_name(f"{video.stem}_summary")
-        return summarize_video(video, scorer=self.summarize_scores, in_dim=self.hparams.in_dim, out_dir=out_dir,
-                               proportion=self.hparams.proportion, **kwargs)
+        from crossmedia.tasks.summarization.video import select_keyshots, summarize_video
+
+        if isinstance(video, (str, Path)):
+            video = Path(video)
+            out_dir = Path(out_dir) if out_dir else video.with_name(f"{video.stem}_summary")
+            return summarize_video(video, scorer=self.summarize_scores, in_dim=self.hparams.in_dim,
+                                   out_dir=out_dir, fps=fps, proportion=self.hparams.proportion, **kwargs)
+        features = torch.as_tensor(np.asarray(video), dtype=torch.float32)
+        step = max(1, round(native_fps / fps))  # frames between two steps
+        return select_keyshots(features, self.summarize_scores(features), step=step, n_frames=len(features) * step,
+                               native_fps=native_fps, proportion=self.hparams.proportion)
 
     # the protocol
 

@@ -37,8 +37,8 @@ from crossmedia.tasks.summarization.kts import segment_features
 from crossmedia.tasks.summarization.metrics import frame_scores as spread_scores
 from crossmedia.tasks.summarization.metrics import generate_summary
 
-__all__ = ["VideoReadError", "SampledVideo", "read_video", "FrameEncoder", "Keyshots", "summarize_video",
-           "timeline_figure"]
+__all__ = ["VideoReadError", "SampledVideo", "read_video", "FrameEncoder", "Keyshots", "select_keyshots",
+           "summarize_video", "split_long_segments", "timeline_figure"]
 
 _GIF_MAX_FRAMES = 60  # the GIF shows at most this many of the chosen sampled frames
 _GIF_MAX_SIDE = 192  # pixels, longest side of a GIF frame
@@ -238,7 +238,7 @@ class Keyshots:
         return [(start / self.native_fps, (end + 1) / self.native_fps) for start, end in self.segments]
 
 
-def _split_long_segments(change_points: np.ndarray, max_len: int) -> np.ndarray:
+def split_long_segments(change_points: np.ndarray, max_len: int) -> np.ndarray:
     """Cut every inclusive segment longer than ``max_len`` frames into equal parts of at most ``max_len``."""
     rows = []
     for start, end in change_points.tolist():
@@ -301,6 +301,31 @@ def timeline_figure(frame_scores: np.ndarray | torch.Tensor, change_points: np.n
     return figure
 
 
+def select_keyshots(features: torch.Tensor, scores: torch.Tensor, *, step: int, n_frames: int,
+                    native_fps: float, proportion: float = 0.15) -> Keyshots:
+    """Keyshots from step features (T, D) and step scores (T,) of a video of ``n_frames`` frames.
+
+    KTS shots on the mean-centred features (the component every step shares says nothing about
+    where shots change), shots longer than the whole budget cut so the knapsack can take them,
+    then the protocol's :func:`generate_summary` at ``proportion``. Nothing is written.
+    """
+    features = torch.as_tensor(features, dtype=torch.float32)
+    step_scores = torch.as_tensor(scores).detach().float().cpu().reshape(-1).numpy()  # (T,)
+    if len(step_scores) != len(features):
+        raise ValueError(f"the scorer returned {len(step_scores)} scores for {len(features)} steps; (T,) expected")
+    picks = np.arange(len(features)) * step  # (T,)
+    centred = (features - features.mean(dim=0, keepdim=True)).numpy()  # (T, D)
+    change_points, _ = segment_features(centred, sample_rate=step, n_frames=n_frames, fps=native_fps)
+    change_points = split_long_segments(change_points, math.floor(proportion * n_frames))  # (n_seg, 2)
+    n_frame_per_seg = change_points[:, 1] - change_points[:, 0] + 1  # (n_seg,)
+    mask = generate_summary(step_scores, change_points, n_frames, n_frame_per_seg, picks,
+                            proportion=proportion) > 0  # (n_frames,)
+    segments = [(int(s), int(e)) for s, e in change_points if mask[s]]
+    return Keyshots(segments=segments, frame_mask=mask, step_scores=step_scores, change_points=change_points,
+                    picks=picks, gif_path=None, timeline_path=None, summary_fraction=float(mask.mean()),
+                    n_frames=n_frames, native_fps=native_fps)
+
+
 def summarize_video(path: str | Path, *, scorer: Callable[[torch.Tensor], torch.Tensor], in_dim: int,
                     out_dir: str | Path, backbone: str = "resnet18", pretrained: bool = False, fps: float = 2.0,
                     proportion: float = 0.15, make_gif: bool = True, encoder: FrameEncoder | None = None,
@@ -323,22 +348,12 @@ def summarize_video(path: str | Path, *, scorer: Callable[[torch.Tensor], torch.
     if encoder.out_dim != in_dim:
         raise ValueError(f"the encoder gives {encoder.out_dim}-d features but the scorer expects in_dim={in_dim}")
     features = encoder.encode(video.frames, progress=progress)  # (T, in_dim)
-    centred = (features - features.mean(dim=0, keepdim=True)).numpy()  # (T, in_dim) the shared component removed
-    change_points, _ = segment_features(centred, sample_rate=video.step, n_frames=video.n_frames,
-                                        fps=video.native_fps)  # (n_seg, 2) frames
-    budget = math.floor(proportion * video.n_frames)
-    change_points = _split_long_segments(change_points, budget)
-    n_frame_per_seg = change_points[:, 1] - change_points[:, 0] + 1  # (n_seg,)
     with torch.no_grad():
         scores = torch.as_tensor(scorer(features)).detach().float().cpu()
-    if scores.numel() != len(features):
-        raise ValueError(f"the scorer returned shape {tuple(scores.shape)} for {len(features)} steps; (T,) expected")
-    step_scores = scores.reshape(-1).numpy()  # (T,)
-    summary = generate_summary(step_scores, change_points, video.n_frames, n_frame_per_seg, video.picks,
-                               proportion=proportion)  # (n_frames,) 0/1
-    mask = summary > 0
-    segments = [(int(s), int(e)) for s, e in change_points if mask[s]]
-    fraction = float(mask.mean())
+    keyshots = select_keyshots(features, scores, step=video.step, n_frames=video.n_frames,
+                               native_fps=video.native_fps, proportion=proportion)
+    mask, segments, fraction = keyshots.frame_mask, keyshots.segments, keyshots.summary_fraction
+    step_scores, change_points = keyshots.step_scores, keyshots.change_points
     out_dir.mkdir(parents=True, exist_ok=True)
     gif_path = None
     chosen_frames = video.frames[mask[video.picks]]  # (K, H, W, 3) sampled frames inside keyshots
@@ -352,6 +367,5 @@ def summarize_video(path: str | Path, *, scorer: Callable[[torch.Tensor], torch.
     figure = timeline_figure(spread_scores(step_scores, video.picks, video.n_frames), change_points, mask,
                              fps=video.native_fps, title=title)
     figure.savefig(timeline_path, dpi=100)
-    return Keyshots(segments=segments, frame_mask=mask, step_scores=step_scores, change_points=change_points,
-                    picks=video.picks, gif_path=gif_path, timeline_path=timeline_path, summary_fraction=fraction,
-                    n_frames=video.n_frames, native_fps=video.native_fps)
+    keyshots.gif_path, keyshots.timeline_path = gif_path, timeline_path
+    return keyshots
