@@ -122,7 +122,7 @@ def data_main(argv: list[str]) -> int:
         if args.command == "list":
             for name, info in sorted(registry.list_datasets().items()):
                 origin = "built-in" if info.builtin else "prepare --source DIR"
-                print(f"{name:<14} {info.kind:<6} {origin:<21} {info.summary}")
+                print(f"{name:<14} {info.kind:<7} {origin:<21} {info.summary}")
         else:
             path = registry.prepare(args.name, source=args.source, root=args.root, seed=args.seed)
             print(f"{args.name} ready in {path}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = [
     "read_cifar10_binary",
     "prepare_cifar10",
     "prepare_deephash_release",
+    "prepare_karpathy_release",
 ]
 
 Preparer = Callable[..., Path]  # (root, *, source, seed, progress) -> root
@@ -46,7 +48,7 @@ class DatasetInfo:
     """What the registry knows about a dataset before it is on disk."""
 
     name: str
-    kind: str  # "image" | "video"
+    kind: str  # "image" | "video" | "caption"
     builtin: bool
     summary: str
     num_classes: int | None = None
@@ -67,8 +69,8 @@ _REGISTRY: dict[str, tuple[DatasetInfo, Preparer]] = {}
 def register_dataset(name: str, *, kind: str, builtin: bool, summary: str, num_classes: int | None = None,
                      source_layout: str = "") -> Callable[[Preparer], Preparer]:
     """Decorator registering ``fn(root, *, source, seed, progress) -> Path`` as the preparer of ``name``."""
-    if kind not in ("image", "video"):
-        raise ValueError(f"dataset {name!r}: kind must be 'image' or 'video', got {kind!r}")
+    if kind not in ("image", "video", "caption"):
+        raise ValueError(f"dataset {name!r}: kind must be 'image', 'video' or 'caption', got {kind!r}")
 
     def decorator(fn: Preparer) -> Preparer:
         if name in _REGISTRY:
@@ -124,6 +126,8 @@ def ensure(name: str, root: Path | None = None, *, progress: bool = True) -> Pat
         seed = meta["seed"] if meta and meta.get("name") == name and "seed" in meta else 0
         return prepare(name, root=root, seed=seed, progress=progress)
     if meta is not None and is_complete(root, name=name):
+        return root
+    if meta and meta.get("name") == name and meta.get("format") == "karpathy" and (root / meta["file"]).is_file():
         return root
     raise DatasetNotPreparedError(
         f"dataset {name!r} is not prepared under {root}. Download it yourself (crossmedia never "
@@ -305,6 +309,83 @@ for _name, _classes, _what in (("nuswide", 21, "NUS-WIDE, 21 most frequent conce
                                ("imagenet100", 100, "ImageNet-100 (HashNet subset)")):
     register_dataset(_name, kind="image", builtin=False, num_classes=_classes, source_layout=_RELEASE_LAYOUT,
                      summary=f"{_what}, multi-hot, DeepHash-pytorch lists")(_release_preparer(_name, _classes))
+
+
+# caption datasets: Karpathy split files (the built-in scenes and real downloads)
+
+
+@register_dataset("scenes", kind="caption", builtin=True,
+                  summary="6,000 generated 64x64 scenes of 1-3 shapes, 5 captions each, Karpathy JSON")
+def _prepare_scenes(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
+    from crossmedia.data.builtin.scenes import make_scenes  # captions are not needed to list datasets
+
+    return make_scenes(root, seed=seed, progress=progress)
+
+
+_KARPATHY_RELEASES = {  # name -> (split file, folders of --source the images may sit under)
+    "coco-captions": ("dataset_coco.json", ("", "images", "coco")),
+    "flickr30k": ("dataset_flickr30k.json", ("", "flickr30k-images", "flickr30k_images", "images")),
+}
+_KARPATHY_LAYOUTS = {
+    "coco-captions": "a folder with dataset_coco.json (Karpathy's caption_datasets.zip) and the train2014/ and "
+                     "val2014/ image folders (directly or under images/)",
+    "flickr30k": "a folder with dataset_flickr30k.json (Karpathy's caption_datasets.zip) and the Flickr30k images "
+                 "(directly or under flickr30k-images/)",
+}
+
+
+def prepare_karpathy_release(root: Path, *, source: Path, name: str, progress: bool = True) -> Path:
+    """Check a Karpathy split file and its images, and point ``root`` at them.
+
+    Every entry of the split file is validated (:func:`crossmedia.data.karpathy.read_karpathy`)
+    and every image's header read before anything is written. Images are not copied:
+    ``root/images`` is a symbolic link to ``source`` (where a link cannot be made, ``meta.json``
+    holds absolute paths into ``source`` instead) and ``meta.json`` names the split file and the
+    image folder, as :func:`crossmedia.data.karpathy.read_caption_folder` expects.
+    """
+    from crossmedia.data.karpathy import read_karpathy, verify_images  # not needed to list datasets
+
+    json_name, image_dirs = _KARPATHY_RELEASES[name]
+    root, source = Path(root), Path(source).resolve()
+    if not source.is_dir():
+        raise FileNotFoundError(f"{name} source folder {source} does not exist")
+    json_path = source / json_name
+    if not json_path.is_file():
+        raise FileNotFoundError(f"{source} has no {json_name}; expected {_KARPATHY_LAYOUTS[name]}")
+    expected = {"name": name, "source": str(source), "size": json_path.stat().st_size}
+    meta = read_meta(root)
+    if meta and all(meta.get(k) == v for k, v in expected.items()) and (root / meta["file"]).is_file():
+        return root
+    records = read_karpathy(json_path, image_root=source)
+    first = records[0].path.relative_to(source)
+    image_dir = next((d for d in image_dirs if (source / d / first).is_file()), None)
+    if image_dir is None:
+        looked = ", ".join(str(source / d / first) for d in image_dirs)
+        raise FileNotFoundError(f"{name}: cannot find the images of {json_name}: looked for its first image at "
+                                f"{looked}; expected {_KARPATHY_LAYOUTS[name]}")
+    records = [replace(r, path=source / image_dir / r.path.relative_to(source)) for r in records]
+    verify_images(records, progress=progress)
+    (root / "meta.json").unlink(missing_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    prefix = _link_images(root / "images", source)
+    counts = Counter(record.split for record in records)
+    write_meta(root, {**expected, "kind": "caption", "format": "karpathy", "file": prefix + json_name,
+                      "image_root": prefix + image_dir, "num_images": len(records),
+                      "counts": {split: counts[split] for split in ("train", "val", "test")}})
+    return root
+
+
+def _karpathy_preparer(name: str) -> Preparer:
+    def preparer(root: Path, *, source: Path, seed: int, progress: bool) -> Path:
+        return prepare_karpathy_release(root, source=source, name=name, progress=progress)
+
+    return preparer
+
+
+for _name, _what in (("coco-captions", "MS-COCO 2014 captions, Karpathy split: train 113,287 / val 5,000 / test 5,000"),
+                     ("flickr30k", "Flickr30k captions, Karpathy split: train 29,000 / val 1,014 / test 1,000")):
+    register_dataset(_name, kind="caption", builtin=False, source_layout=_KARPATHY_LAYOUTS[_name],
+                     summary=f"{_what}, 5 captions per image")(_karpathy_preparer(_name))
 
 
 # datasets registered by their own modules (they import register_dataset from here)

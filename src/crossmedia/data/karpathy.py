@@ -1,0 +1,308 @@
+"""Caption datasets in their published formats: the Karpathy split files and COCO caption annotations.
+
+The Karpathy split file (``dataset_coco.json``, ``dataset_flickr30k.json``; our built-in
+``dataset_scenes.json`` too) is one JSON object::
+
+    {"dataset": "coco", "images": [
+        {"filepath": "val2014", "filename": "COCO_val2014_000000391895.jpg", "split": "restval",
+         "imgid": 0, "cocoid": 391895, "sentids": [0, 1, 2, 3, 4],
+         "sentences": [{"tokens": ["a", "man", "riding", "a", "bike"], "raw": "A man riding a bike.", ...}, ...]},
+        ...]}
+
+``filename``, ``split`` and ``sentences`` (each with ``tokens``) are required; ``filepath`` is
+absent in the Flickr30k file. ``restval`` (the 30,504 COCO val2014 images outside the 5,000 val
+and 5,000 test images) is training data in every paper that uses the split, so the reader reports
+it as ``train``: Karpathy's COCO split is then train 113,287 / val 5,000 / test 5,000.
+
+COCO's own ``captions_train2014.json`` (``images[]`` with ``id`` and ``file_name``,
+``annotations[]`` with ``image_id`` and ``caption``) holds raw sentences only; :func:`tokenize`
+turns them into tokens with the rule captioning code applies to them: lowercase, delete every
+ASCII punctuation character, split on whitespace (``"A man's T-shirt."`` -> ``["a", "mans",
+"tshirt"]``). Karpathy's tokens follow nearly the same rule; possessives and hyphens may differ.
+
+Every format error is a :class:`CaptionFormatError` naming the file, the entry and the field.
+The readers never open images (a COCO split has 123,287); :func:`verify_images` does.
+"""
+from __future__ import annotations
+
+import json
+import string
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from crossmedia.data.deephash import read_meta
+
+__all__ = [
+    "KARPATHY_SPLITS",
+    "CaptionFormatError",
+    "CaptionedImage",
+    "tokenize",
+    "read_karpathy",
+    "read_coco_captions",
+    "read_caption_folder",
+    "verify_images",
+    "Vocabulary",
+]
+
+KARPATHY_SPLITS: tuple[str, ...] = ("train", "restval", "val", "test")
+_READ_AS = {"restval": "train"}  # restval is training data (see the module docstring)
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_FORMAT_HINT = ("each image needs 'filename', 'split' and 'sentences' (a list of {'tokens': [...], 'raw': ...}), "
+                "as in Karpathy's dataset_coco.json; fix the entry or re-extract the file")
+
+
+class CaptionFormatError(ValueError):
+    """A caption file (or an image it names) is malformed; the message names the file, entry and field."""
+
+
+@dataclass(frozen=True)
+class CaptionedImage:
+    """One image and its reference captions.
+
+    ``captions`` are token lists (lowercase words, no punctuation), ``raw`` the sentences as
+    written, aligned with ``captions``. ``split`` is ``train``, ``val`` or ``test``.
+    """
+
+    path: Path
+    split: str
+    captions: list[list[str]]
+    raw: list[str]
+    image_id: int | str
+
+
+# helpers
+
+
+def tokenize(caption: str) -> list[str]:
+    """Lowercase, delete ASCII punctuation, split on whitespace: ``"A dog, running."`` -> ``[a, dog, running]``."""
+    return caption.lower().translate(_PUNCTUATION).split()
+
+
+def _load_json(json_path: Path) -> Any:
+    if not json_path.is_file():
+        raise FileNotFoundError(f"caption file {json_path} does not exist")
+    try:
+        return json.loads(json_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CaptionFormatError(f"{json_path}: not valid JSON ({error}); the file is truncated or damaged: "
+                                 f"download, extract or write it again") from error
+
+
+def _list_field(json_path: Path, data: Any, field: str, what: str) -> list[Any]:
+    if not isinstance(data, dict) or not isinstance(data.get(field), list):
+        raise CaptionFormatError(f"{json_path}: expected a JSON object with a list {field!r} at the top level "
+                                 f"({what})")
+    return data[field]
+
+
+def _field(json_path: Path, where: str, entry: Any, field: str, kind: type | tuple[type, ...], hint: str) -> Any:
+    """``entry[field]`` checked to be of type ``kind``; the error names file, entry and field."""
+    if not isinstance(entry, dict) or field not in entry:
+        raise CaptionFormatError(f"{json_path}: {where} has no {field!r} field; {hint}")
+    value = entry[field]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise CaptionFormatError(f"{json_path}: {where} field {field!r} is {value!r}, not of type "
+                                 f"{getattr(kind, '__name__', kind)}; {hint}")
+    return value
+
+
+def _karpathy_tokens(json_path: Path, where: str, sentence: Any) -> list[str]:
+    tokens = _field(json_path, where, sentence, "tokens", list, _FORMAT_HINT)
+    if not tokens or not all(isinstance(token, str) and token for token in tokens):
+        raise CaptionFormatError(f"{json_path}: {where} field 'tokens' must be a non-empty list of words, "
+                                 f"got {tokens!r}; {_FORMAT_HINT}")
+    return tokens
+
+
+def _karpathy_image(json_path: Path, index: int, entry: Any, image_root: Path) -> CaptionedImage:
+    where = f"images[{index}]"
+    filename = _field(json_path, where, entry, "filename", str, _FORMAT_HINT)
+    where = f"images[{index}] ({filename})"
+    split = _field(json_path, where, entry, "split", str, _FORMAT_HINT)
+    if split not in KARPATHY_SPLITS:
+        raise CaptionFormatError(f"{json_path}: {where} has split {split!r}; allowed splits are "
+                                 f"{', '.join(KARPATHY_SPLITS)} (restval is read as train)")
+    sentences = _field(json_path, where, entry, "sentences", list, _FORMAT_HINT)
+    if not sentences:
+        raise CaptionFormatError(f"{json_path}: {where} has an empty 'sentences' list; {_FORMAT_HINT}")
+    captions = [_karpathy_tokens(json_path, f"{where} sentences[{j}]", s) for j, s in enumerate(sentences)]
+    raw = [s["raw"] if isinstance(s.get("raw"), str) else " ".join(tokens) for s, tokens in zip(sentences, captions)]
+    image_id = entry.get("cocoid", entry.get("imgid", Path(filename).stem))
+    return CaptionedImage(path=image_root / entry.get("filepath", "") / filename, split=_READ_AS.get(split, split),
+                          captions=captions, raw=raw, image_id=image_id)
+
+
+# functions
+
+
+def read_karpathy(json_path: str | Path, image_root: str | Path | None = None) -> list[CaptionedImage]:
+    """Every image of a Karpathy split file, in file order; ``restval`` is reported as ``train``.
+
+    An image's path is ``image_root / filepath / filename`` (``filepath`` may be absent);
+    ``image_root`` defaults to the JSON file's folder. ``image_id`` is ``cocoid`` when present,
+    else ``imgid``, else the file name's stem. Raises :class:`CaptionFormatError` naming the file,
+    the image index and the field on any malformed entry.
+    """
+    json_path = Path(json_path)
+    image_root = Path(image_root) if image_root is not None else json_path.parent
+    images = _list_field(json_path, _load_json(json_path), "images", "a Karpathy split file")
+    if not images:
+        raise CaptionFormatError(f"{json_path}: 'images' is empty; {_FORMAT_HINT}")
+    return [_karpathy_image(json_path, index, entry, image_root) for index, entry in enumerate(images)]
+
+
+def read_coco_captions(json_path: str | Path, image_root: str | Path, split: str) -> list[CaptionedImage]:
+    """Every image of a COCO caption annotation file (``captions_train2014.json``), tokenised by :func:`tokenize`.
+
+    Images come in the file's order with their captions in annotation order; each path is
+    ``image_root / file_name`` and every image is labelled ``split`` (``train`` | ``val`` | ``test``).
+    An image without a caption, or a caption naming an unknown image, is an error.
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"unknown split {split!r}; expected train, val or test")
+    json_path, image_root = Path(json_path), Path(image_root)
+    data = _load_json(json_path)
+    hint = "a COCO caption file has images[] with 'id' and 'file_name' and annotations[] with 'image_id' and 'caption'"
+    images = _list_field(json_path, data, "images", hint)
+    annotations = _list_field(json_path, data, "annotations", hint)
+    found: dict[int, tuple[str, list[str]]] = {}
+    for index, entry in enumerate(images):
+        image_id = _field(json_path, f"images[{index}]", entry, "id", int, hint)
+        if image_id in found:
+            raise CaptionFormatError(f"{json_path}: images[{index}] repeats id {image_id}; image ids must be unique")
+        found[image_id] = (_field(json_path, f"images[{index}]", entry, "file_name", str, hint), [])
+    for index, entry in enumerate(annotations):
+        image_id = _field(json_path, f"annotations[{index}]", entry, "image_id", int, hint)
+        caption = _field(json_path, f"annotations[{index}]", entry, "caption", str, hint)
+        if image_id not in found:
+            raise CaptionFormatError(f"{json_path}: annotations[{index}] names image_id {image_id}, which is not "
+                                     f"in images[]; {hint}")
+        if not tokenize(caption):
+            raise CaptionFormatError(f"{json_path}: annotations[{index}] field 'caption' {caption!r} has no words")
+        found[image_id][1].append(caption)
+    records = []
+    for index, (image_id, (file_name, raw)) in enumerate(found.items()):
+        if not raw:
+            raise CaptionFormatError(f"{json_path}: images[{index}] ({file_name}, id {image_id}) has no caption in "
+                                     f"annotations[]; remove the image or add its captions")
+        records.append(CaptionedImage(path=image_root / file_name, split=split,
+                                      captions=[tokenize(r) for r in raw], raw=raw, image_id=image_id))
+    return records
+
+
+def read_caption_folder(root: str | Path) -> list[CaptionedImage]:
+    """The images of a prepared caption dataset folder (``crossmedia data prepare``), via its ``meta.json``.
+
+    ``meta.json`` names the Karpathy file (``file``) and the folder image paths start from
+    (``image_root``), both relative to ``root`` unless absolute.
+    """
+    root = Path(root)
+    meta = read_meta(root)
+    if meta is None or meta.get("format") != "karpathy":
+        raise FileNotFoundError(f"{root} is not a prepared caption dataset (no meta.json with format 'karpathy'); "
+                                f"prepare it with: crossmedia data prepare NAME")
+    return read_karpathy(root / meta["file"], image_root=root / meta["image_root"])
+
+
+def verify_images(records: Iterable[CaptionedImage], *, decode: bool = False, progress: bool = False) -> None:
+    """Open every image with PIL; raise naming the first missing or unreadable file.
+
+    By default only the header is read (format and size: fast, catches missing, empty and
+    non-image files); ``decode=True`` also decodes the pixels, which catches truncated files.
+    """
+    for record in tqdm(records, desc="checking images", disable=not progress):
+        if not record.path.is_file():
+            raise FileNotFoundError(f"image {record.path} (image_id {record.image_id!r}) does not exist; put it there "
+                                    f"or point image_root at the folder that holds it")
+        try:
+            with Image.open(record.path) as image:
+                if decode:
+                    image.load()
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise CaptionFormatError(f"image {record.path} (image_id {record.image_id!r}) cannot be read as an image "
+                                     f"({error}); replace the file with the original") from error
+
+
+# classes
+
+
+class Vocabulary:
+    """Word <-> id mapping for caption models.
+
+    Id 0 is ``<eos>``: it ends every encoded caption and pads batches (as in the self-critical
+    captioning code, so one id serves both). Id 1 is ``<unk>``, for words outside the vocabulary.
+    Then come the kept words, most frequent first (ties alphabetical), so the same corpus always
+    gives the same ids.
+    """
+
+    EOS, UNK = "<eos>", "<unk>"
+    eos_id, unk_id = 0, 1
+
+    def __init__(self, words: Sequence[str], *, min_count: int | None = None) -> None:
+        """``words`` lists every token by id and must start with ``<eos>``, ``<unk>``."""
+        if list(words[:2]) != [self.EOS, self.UNK]:
+            raise ValueError(f"a vocabulary starts with {self.EOS!r}, {self.UNK!r}; got {list(words[:2])!r}")
+        if len(set(words)) != len(words):
+            repeated = next(word for word, n in Counter(words).items() if n > 1)
+            raise ValueError(f"the word {repeated!r} appears twice in the vocabulary")
+        self.words: tuple[str, ...] = tuple(words)
+        self.ids: dict[str, int] = {word: i for i, word in enumerate(self.words)}
+        self.min_count = min_count
+
+    @classmethod
+    def build(cls, token_lists: Iterable[Sequence[str]], min_count: int = 5) -> Vocabulary:
+        """Keep the words seen MORE than ``min_count`` times (a word seen exactly ``min_count`` times is dropped)."""
+        counts = Counter(token for tokens in token_lists for token in tokens)
+        kept = sorted((word for word, n in counts.items() if n > min_count and word not in (cls.EOS, cls.UNK)),
+                      key=lambda word: (-counts[word], word))
+        return cls([cls.EOS, cls.UNK, *kept], min_count=min_count)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, tokens: Sequence[str], max_len: int = 16, *, pad: bool = False) -> list[int]:
+        """Ids of the first ``max_len`` tokens, then ``<eos>`` (0): at most ``max_len + 1`` ids.
+
+        The end token comes after the ``max_len`` words, so a long caption keeps 16 words (the
+        usual seq_length) and the model still learns to stop. Unknown words become ``<unk>``
+        (1). ``pad=True`` pads with 0 to exactly ``max_len + 1`` ids.
+        """
+        ids = [self.ids.get(token, self.unk_id) for token in tokens[:max_len]] + [self.eos_id]
+        return ids + [self.eos_id] * (max_len + 1 - len(ids)) if pad else ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The words of ``ids`` joined by spaces, stopping at the first 0 (``<eos>`` / padding)."""
+        words = []
+        for i in map(int, ids):
+            if i == self.eos_id:
+                break
+            if not 0 <= i < len(self.words):
+                raise ValueError(f"id {i} is outside the vocabulary of {len(self.words)} words")
+            words.append(self.words[i])
+        return " ".join(words)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the vocabulary as JSON (``{"words": [...], "min_count": ...}``); returns ``path``."""
+        path = Path(path)
+        path.write_text(json.dumps({"words": list(self.words), "min_count": self.min_count}, indent=0) + "\n",
+                        encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocabulary:
+        """Read a vocabulary written by :meth:`save`."""
+        path = Path(path)
+        data = _load_json(path)
+        words = _list_field(path, data, "words", "a vocabulary written by Vocabulary.save")
+        if not all(isinstance(word, str) for word in words):
+            raise CaptionFormatError(f"{path}: 'words' must be a list of strings")
+        try:
+            return cls(words, min_count=data.get("min_count"))
+        except ValueError as error:
+            raise CaptionFormatError(f"{path}: {error}") from error
