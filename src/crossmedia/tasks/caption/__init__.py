@@ -1,0 +1,1 @@
+"""Image captioning: CIDEr-D (as in pycocoevalcap) as evaluation metric and reinforcement-learning reward."""
