@@ -1,25 +1,12 @@
 """0/1 knapsack: optimal like brute force, and the same choice as the reference's cell-by-cell DP."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from crossmedia.tasks.summarization.knapsack import knapsack_select, knapsack_select_many
-
-
-def _load_bench():
-    path = Path(__file__).resolve().parents[3] / "bench" / "summ_eval.py"
-    spec = importlib.util.spec_from_file_location("summ_eval_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _load_bench()
 
 
 def _brute_force(values, weights, capacity) -> float:
@@ -50,11 +37,11 @@ def test_knapsack_is_optimal_like_brute_force():
         assert sum(values[i] for i in chosen) == pytest.approx(_brute_force(values, weights, capacity), abs=1e-6)
 
 
-def test_knapsack_breaks_ties_like_the_reference_dp():
+def test_knapsack_breaks_ties_like_the_reference_dp(summ_bench):
     for values, weights, capacity in _instances(1, 300):
         if capacity == 0:
             continue  # the reference asserts capacity > 0
-        assert knapsack_select(values, weights, capacity) == BENCH.reference_knapsack(values, weights, capacity)
+        assert knapsack_select(values, weights, capacity) == summ_bench.reference_knapsack(values, weights, capacity)
 
 
 def test_hand_case_and_ties():

@@ -1,9 +1,7 @@
 """The keyshot protocol: hand-computed numbers, the reference's edge rules, batch == per video == reference."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,17 +9,6 @@ import torch
 
 from crossmedia.tasks.summarization.metrics import (SummaryFScore, evaluate_summary, evaluate_videos, frame_scores,
                                                     generate_summary, segment_scores)
-
-
-def _load_bench():
-    path = Path(__file__).resolve().parents[3] / "bench" / "summ_eval.py"
-    spec = importlib.util.spec_from_file_location("summ_eval_bench_metrics", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _load_bench()
 
 
 def _random_video(rng: np.random.Generator, *, odd: bool = False) -> dict:
@@ -122,7 +109,7 @@ def test_f_score_cuts_or_pads_the_machine_summary():
 
 
 @pytest.mark.parametrize("reduction", ["max", "avg"])
-def test_batch_equals_per_video_equals_reference(reduction):
+def test_batch_equals_per_video_equals_reference(reduction, summ_bench):
     rng = np.random.default_rng(1)
     videos = [_random_video(rng, odd=i % 2 == 1) for i in range(40)]
     batch = evaluate_videos([v["scores"] for v in videos], [v["change_points"] for v in videos],
@@ -131,10 +118,10 @@ def test_batch_equals_per_video_equals_reference(reduction):
     for i, v in enumerate(videos):
         machine = generate_summary(v["scores"], v["change_points"], v["n_frames"], v["nfps"], v["picks"])
         ours = evaluate_summary(machine, v["users"], reduction=reduction)
-        reference_machine = BENCH.reference_generate_summary(v["scores"], v["change_points"], v["n_frames"],
+        reference_machine = summ_bench.reference_generate_summary(v["scores"], v["change_points"], v["n_frames"],
                                                              v["nfps"].tolist(), v["picks"])
         assert machine.tolist() == reference_machine.tolist()
-        assert ours == BENCH.reference_evaluate_summary(reference_machine, v["users"], reduction)
+        assert ours == summ_bench.reference_evaluate_summary(reference_machine, v["users"], reduction)
         assert (batch[0][i], batch[1][i], batch[2][i]) == ours  # bit for bit
 
 
