@@ -119,7 +119,7 @@ def test_batch_equals_per_video_equals_reference(reduction, summ_bench):
         machine = generate_summary(v["scores"], v["change_points"], v["n_frames"], v["nfps"], v["picks"])
         ours = evaluate_summary(machine, v["users"], reduction=reduction)
         reference_machine = summ_bench.reference_generate_summary(v["scores"], v["change_points"], v["n_frames"],
-                                                             v["nfps"].tolist(), v["picks"])
+                                                                  v["nfps"].tolist(), v["picks"])
         assert machine.tolist() == reference_machine.tolist()
         assert ours == summ_bench.reference_evaluate_summary(reference_machine, v["users"], reduction)
         assert (batch[0][i], batch[1][i], batch[2][i]) == ours  # bit for bit
