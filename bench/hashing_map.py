@@ -14,8 +14,8 @@ Run: ``python bench/hashing_map.py``. Prints both times and ends with ``ratio: <
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 import torch

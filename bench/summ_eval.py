@@ -20,8 +20,8 @@ Run: ``python bench/summ_eval.py``. Prints both times and the mean F per split, 
 from __future__ import annotations
 
 import math
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
