@@ -108,6 +108,13 @@ class _Tokenised:
     lengths: np.ndarray
 
 
+def _first_of_runs(sorted_keys: np.ndarray) -> np.ndarray:
+    """(len,) bool: True where a sorted key differs from the one before (the first of each run)."""
+    first = np.ones(len(sorted_keys), dtype=bool)
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+    return first
+
+
 def _rank(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(keys, return_inverse=True)`` for keys ≥ 0: (distinct,) sorted, (len(keys),) ranks.
 
@@ -122,8 +129,7 @@ def _rank(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     packed.sort()
     position = packed & ((1 << position_bits) - 1)
     packed >>= position_bits
-    new = np.ones(len(packed), dtype=bool)
-    np.not_equal(packed[1:], packed[:-1], out=new[1:])
+    new = _first_of_runs(packed)
     ranks = np.empty(len(keys), dtype=np.int64)
     ranks[position] = np.cumsum(new) - 1
     return packed[new], ranks
@@ -193,18 +199,14 @@ def _entries(tok: _Tokenised, image_of_caption: np.ndarray, slot_of_caption: np.
     key = tok.ngram << slot_bits
     key |= ((image_of_caption << (ngram_bits + slot_bits)) | slot_of_caption)[tok.caption]
     key.sort()
-    first = np.ones(len(key), dtype=bool)
-    np.not_equal(key[1:], key[:-1], out=first[1:])
-    start = np.flatnonzero(first)
+    start = np.flatnonzero(_first_of_runs(key))
     tf = np.empty_like(start)  # run lengths; np.diff(append=) would allocate twice
     np.subtract(start[1:], start[:-1], out=tf[:-1])
     tf[-1:] = len(key) - start[-1:]
     key = key[start]
     slot = key & ((1 << slot_bits) - 1)
     key >>= slot_bits  # image and n-gram
-    new_run = np.ones(len(key), dtype=bool)
-    np.not_equal(key[1:], key[:-1], out=new_run[1:])
-    return _Entries(key >> ngram_bits, key & ((1 << ngram_bits) - 1), slot, tf, np.flatnonzero(new_run))
+    return _Entries(key >> ngram_bits, key & ((1 << ngram_bits) - 1), slot, tf, np.flatnonzero(_first_of_runs(key)))
 
 
 def _count_references(refs: Sequence[Sequence[str]]) -> np.ndarray:
