@@ -11,15 +11,14 @@ from crossmedia.core.checkpoint_io import save_weights
 __all__ = ["export_run"]
 
 
-def _state_dict_from_checkpoint(ckpt: Path) -> dict:
-    """Read the state dict of a Lightning checkpoint the user trained *themselves*.
+def _read_checkpoint(ckpt: Path) -> dict:
+    """Read a Lightning checkpoint the user trained *themselves*.
 
     ``weights_only=True`` keeps torch's restricted unpickler in charge even here.
     """
     import torch
 
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
-    return checkpoint["state_dict"]
+    return torch.load(ckpt, map_location="cpu", weights_only=True)
 
 
 def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summary: str | None = None,
@@ -58,7 +57,16 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
     store = getattr(torch, dtype, None)
     if not isinstance(store, torch.dtype) or not store.is_floating_point:
         raise ValueError(f"dtype must name a floating torch dtype (float32, float16, bfloat16), got {dtype!r}")
-    state = {k: v.to(store) if v.is_floating_point() else v for k, v in _state_dict_from_checkpoint(ckpt).items()}
+    checkpoint = _read_checkpoint(ckpt)
+    state = {k: v.to(store) if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
+    # init args a module only learns during fit (e.g. a caption vocabulary built from the data)
+    model_config = {**config["model"], "init_args": dict(config["model"].get("init_args") or {})}
+    for key in getattr(model_cls, "fit_hparams", ()):
+        value = checkpoint.get("hyper_parameters", {}).get(key)
+        if value is None:
+            raise ValueError(f"{ckpt}: the checkpoint has no hyper-parameter {key!r}, which {model_cls.__name__} "
+                             f"sets during fit; was the run finished?")
+        model_config["init_args"][key] = list(value) if isinstance(value, tuple) else value
     sha256 = save_weights(state, weights_path, metadata={"name": name, "dtype": dtype})
 
     trainer_keys = ("max_epochs", "max_steps", "precision", "accumulate_grad_batches", "gradient_clip_val",
@@ -70,7 +78,7 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
         "default": default,
         "summary": summary or getattr(model_cls, "summary", model_cls.__name__),
         "paper": dict(getattr(model_cls, "paper", {"title": "", "arxiv": ""})),
-        "config": {"seed_everything": config.get("seed_everything"), "model": config["model"],
+        "config": {"seed_everything": config.get("seed_everything"), "model": model_config,
                    "data": config["data"], "trainer": trainer},
         "weights": {"file": weights_path.name, "sha256": sha256, "dtype": dtype, "url": None},
         "metrics": [],

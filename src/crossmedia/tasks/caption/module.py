@@ -1,0 +1,343 @@
+"""The captioning LightningModule: cross-entropy, then self-critical reinforcement learning.
+
+One module trains every stage, switched by epoch as in the self-critical captioning code:
+
+* epochs ``< rl_start_epoch`` (or all, when it is ``None``): cross-entropy on the K reference
+  captions of each image (optional label smoothing; optional scheduled sampling, whose
+  probability starts at ``ss_start`` epochs and grows by ``ss_increase`` every ``ss_every`` epochs
+  up to ``ss_max``);
+* epochs ``>= rl_start_epoch``: ``rl="scst"`` (reward minus the greedy caption's reward, or with
+  ``baseline="mean"`` minus the mean of the other samples) or ``rl="scnst"`` (per-token n-step
+  advantages from prefix rollouts: ``rollout="greedy"`` or ``"mc"`` with ``rollout_samples``
+  completions). The reward is CIDEr-D with document frequencies of the training references.
+  The image encoder is frozen during RL unless ``rl_train_encoder``.
+
+Validation decodes greedily (``val_beam``) and logs our CIDEr-D as ``val/CIDEr``; the test loop
+decodes with beam search (``test_beam``) and logs pycocoevalcap's BLEU-1..4, METEOR, ROUGE-L and
+CIDEr (PTB tokenizer) as ``test/<metric>``. :meth:`CaptionModule.caption` captions PIL images.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from crossmedia.data.karpathy import Vocabulary
+from crossmedia.nn.decoding import beam_search, decode, sequence_mask, tree_index
+from crossmedia.tasks.caption.models import GridEncoder, build_decoder
+from crossmedia.tasks.caption.rl import (nstep_advantage, policy_gradient_loss, prefix_rollouts, q_table,
+                                         scst_advantage)
+
+__all__ = ["CaptionModule"]
+
+_TEST_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+
+
+class CaptionModule(pl.LightningModule):
+    """Image captioning: grid/region encoder + Up-Down or X-LAN decoder, XE -> SCST / SCNST."""
+
+    task = "caption"
+    summary = "image captioning"
+    paper = {"title": "Self-critical n-step Training for Image Captioning", "arxiv": "1904.06861"}
+    card_metrics = [{"metric": m, "key": f"test/{m}", "split": "test"} for m in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")]
+    fit_hparams = ("vocab",)  # filled in from the data during fit; export copies them into the card
+
+    def __init__(self, *, vocab: list[str] | None = None, decoder: Literal["updown", "xlan"] = "updown",
+                 backbone: str = "resnet18", pretrained: bool = False, stage: int = 2, feature_dim: int | None = None,
+                 image_size: int = 64, dim: int = 256, dropout: float = 0.3, max_len: int = 16,
+                 lr: float = 5e-4, weight_decay: float = 0.0, lr_decay: float = 0.8, lr_decay_every: int = 3,
+                 label_smoothing: float = 0.0, ss_start: int = -1, ss_every: int = 5, ss_increase: float = 0.05,
+                 ss_max: float = 0.25, rl_start_epoch: int | None = None, rl: Literal["scst", "scnst"] = "scnst",
+                 rl_lr: float = 5e-5, baseline: Literal["greedy", "mean"] = "greedy", samples_per_image: int = 1,
+                 nstep: int = 5, rollout: Literal["greedy", "mc"] = "greedy", rollout_samples: int = 3,
+                 rl_train_encoder: bool = False, val_beam: int = 1, test_beam: int = 3, length_penalty: float = 0.0,
+                 spice: bool = False):
+        super().__init__()
+        self.save_hyperparameters()
+        if rl == "scst" and baseline == "mean" and samples_per_image < 2:
+            raise ValueError("baseline='mean' needs samples_per_image >= 2 (the mean of the other samples)")
+        self.encoder = None if feature_dim is not None else GridEncoder(backbone, pretrained=pretrained, stage=stage)
+        self.feat_dim = feature_dim if feature_dim is not None else self.encoder.dim
+        self.vocabulary: Vocabulary | None = None
+        self.decoder = None
+        if vocab is not None:
+            self._build(Vocabulary(vocab))
+        self._refs: list[list[str]] | None = None
+        self._scorer = None
+        self._outputs: dict[str, list] = {"seq": [], "index": []}
+
+    # construction
+
+    def _build(self, vocabulary: Vocabulary) -> None:
+        self.vocabulary = vocabulary
+        self.hparams.vocab = list(vocabulary.words)
+        extra = {"dim": self.hparams.dim, "dropout": self.hparams.dropout}
+        self.decoder = build_decoder(self.hparams.decoder, len(vocabulary), self.feat_dim, **extra)
+
+    def configure_model(self) -> None:
+        """Build the decoder from the data's vocabulary when the module was created without one."""
+        if self.decoder is None:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            if datamodule is None or getattr(datamodule, "vocabulary", None) is None:
+                raise RuntimeError("CaptionModule has no vocabulary: pass vocab=[...] or train with a "
+                                   "CaptionDataModule, whose training captions give one")
+            self._build(datamodule.vocabulary)
+        elif (datamodule := getattr(self.trainer, "datamodule", None)) is not None and \
+                getattr(datamodule, "vocabulary", None) is not None and \
+                list(datamodule.vocabulary.words) != list(self.vocabulary.words):
+            raise ValueError("the model's vocabulary differs from the one the data builds from its training "
+                             "captions: leave model vocab empty to take the data's, or set data min_count to match")
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and self.hparams.rl_start_epoch is not None and datamodule is not None:
+            self._refs = datamodule.reward_references()
+            self._scorer = datamodule.reward_scorer()
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        h = self.hparams
+
+        def factor(epoch: int) -> float:
+            if h.rl_start_epoch is not None and epoch >= h.rl_start_epoch:
+                return h.rl_lr / h.lr * h.lr_decay ** ((epoch - h.rl_start_epoch) // h.lr_decay_every)
+            return h.lr_decay ** (epoch // h.lr_decay_every)
+
+        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, factor)}
+
+    # encoding / decoding
+
+    def in_rl(self) -> bool:
+        start = self.hparams.rl_start_epoch
+        return start is not None and self.current_epoch >= start
+
+    def features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if "feats" in batch:
+            if self.encoder is not None:
+                raise ValueError("the batch holds precomputed features but the model encodes images: build it with "
+                                 "feature_dim=D (the feature width) to train on features")
+            return batch["feats"], batch.get("mask")
+        if self.encoder is None:
+            raise ValueError("the batch holds images but the model was built for precomputed features "
+                             "(feature_dim is set): give the data module features=PATH or drop feature_dim")
+        return self.encoder(batch["images"]), None
+
+    def _context(self, batch: dict) -> tuple:
+        if self.in_rl() and self.encoder is not None and not self.hparams.rl_train_encoder:
+            with torch.no_grad():
+                feats, mask = self.features(batch)
+        else:
+            feats, mask = self.features(batch)
+        return self.decoder.prepare(feats, mask)
+
+    def _step(self, words, state, ctx):
+        return self.decoder.step(words, state, ctx)
+
+    def generate(self, batch: dict, *, beam_size: int = 1, sample: bool = False, temperature: float = 1.0) -> torch.Tensor:
+        """Token ids (B, L) of greedy (beam 1), beam-search or sampled captions, without gradient."""
+        with torch.no_grad():
+            ctx = self.decoder.prepare(*self.features(batch))
+            state = self.decoder.init_state(ctx)
+            if beam_size > 1:
+                seq, _ = beam_search(self._step, state, ctx, beam_size=beam_size, max_len=self.hparams.max_len,
+                                     length_penalty=self.hparams.length_penalty)
+                return seq
+            return decode(self._step, state, ctx, max_len=self.hparams.max_len, sample=sample,
+                          temperature=temperature).seq
+
+    def preprocess(self, images) -> dict:
+        from PIL import Image
+
+        from crossmedia.tasks.caption.data import image_tensor
+
+        if isinstance(images, torch.Tensor):
+            return {"images": (images[None] if images.dim() == 3 else images).to(self.device)}
+        items = [images] if isinstance(images, Image.Image) else list(images)
+        if not all(isinstance(image, Image.Image) for image in items):
+            raise TypeError("caption() takes PIL images or a (B, 3, H, W) tensor normalised to [-1, 1]")
+        return {"images": torch.stack([image_tensor(image, self.hparams.image_size) for image in items]).to(self.device)}
+
+    def caption(self, images, beam_size: int = 3) -> list[str]:
+        """Captions for PIL images (or a normalised tensor batch), by beam search."""
+        if self.encoder is None:
+            raise ValueError("this model reads precomputed features; call generate({'feats': ..., 'mask': ...})")
+        was_training = self.training
+        self.eval()
+        try:
+            seq = self.generate(self.preprocess(images), beam_size=beam_size)
+        finally:
+            self.train(was_training)
+        return [self.vocabulary.decode(row) for row in seq.tolist()]
+
+    # training
+
+    def _xe_loss(self, batch: dict) -> torch.Tensor:
+        ctx = self._context(batch)
+        captions = batch["captions"]                                   # (B, K, L)
+        per_image, steps = captions.shape[1], captions.shape[2]
+        ctx = tree_index(ctx, torch.arange(captions.shape[0], device=self.device).repeat_interleave(per_image))
+        targets = captions.flatten(0, 1)
+        inputs = torch.cat([targets.new_zeros(targets.shape[0], 1), targets[:, :-1]], 1)
+        state = self.decoder.init_state(ctx)
+        ss = self.scheduled_sampling_prob()
+        log_probs, previous = [], None
+        for t in range(steps):
+            words = inputs[:, t]
+            if ss > 0 and previous is not None:
+                swap = torch.rand(words.shape, device=self.device) < ss
+                sampled = torch.multinomial(previous.detach().exp(), 1).squeeze(1)
+                words = torch.where(swap, sampled, words)
+            previous, state = self.decoder.step(words, state, ctx)
+            log_probs.append(previous)
+        log_probs = torch.stack(log_probs, 1)                          # (BK, L, V)
+        mask = sequence_mask(targets).float()
+        nll = F.nll_loss(log_probs.flatten(0, 1), targets.flatten(), reduction="none").view_as(mask)
+        if self.hparams.label_smoothing:
+            eps = self.hparams.label_smoothing
+            nll = (1 - eps) * nll - eps * log_probs.mean(-1)
+        return (nll * mask).sum() / mask.sum()
+
+    def scheduled_sampling_prob(self) -> float:
+        h = self.hparams
+        if h.ss_start < 0 or self.current_epoch < h.ss_start:
+            return 0.0
+        return min(h.ss_increase * ((self.current_epoch - h.ss_start) // h.ss_every + 1), h.ss_max)
+
+    def rewards(self, seq: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """CIDEr-D (training-reference df) of each caption row of ``seq`` against its image's references."""
+        if self._scorer is None:
+            raise RuntimeError("no reward: RL needs a CaptionDataModule (training references) during fit")
+        vocab = self.vocabulary
+        candidates = [vocab.decode(row) for row in seq.tolist()]
+        refs = [self._refs[i] for i in image.tolist()]
+        return torch.as_tensor(self._scorer.scores(candidates, refs), dtype=torch.float32, device=self.device)
+
+    def _eval_context(self, batch: dict, ctx: tuple) -> tuple:
+        """The context recomputed in eval mode without gradient (dropout off), for baselines and rollouts."""
+        was = self.decoder.training
+        self.decoder.eval()
+        with torch.no_grad():
+            feats, mask = self.features(batch)
+            out = self.decoder.prepare(feats, mask)
+        self.decoder.train(was)
+        return out
+
+    def _rl_loss(self, batch: dict) -> torch.Tensor:
+        h = self.hparams
+        ctx = self._context(batch)
+        images = batch["index"]
+        k = h.samples_per_image
+        expand = torch.arange(images.shape[0], device=self.device).repeat_interleave(k)
+        sampled = decode(self._step, self.decoder.init_state(tree_index(ctx, expand)), tree_index(ctx, expand),
+                         max_len=h.max_len, sample=True)
+        sample_images = images[expand]
+        eval_ctx = self._eval_context(batch, ctx)
+        was = self.decoder.training
+        self.decoder.eval()
+        try:
+            if h.rl == "scst":
+                greedy = None
+                if h.baseline == "greedy":
+                    with torch.no_grad():
+                        greedy = decode(self._step, self.decoder.init_state(eval_ctx), eval_ctx, max_len=h.max_len).seq
+                    width = self.hparams.max_len + 1
+                    rewards = self.rewards(torch.cat([_pad_to(sampled.seq, width), _pad_to(greedy, width)]),
+                                           torch.cat([sample_images, images]))
+                    sample_r, greedy_r = rewards[: expand.numel()], rewards[expand.numel():]
+                    advantage = scst_advantage(sample_r.view(-1, k), greedy_r).flatten()
+                    self.log("train/greedy_reward", greedy_r.mean(), batch_size=images.shape[0])
+                else:
+                    sample_r = self.rewards(sampled.seq, sample_images)
+                    advantage = scst_advantage(sample_r.view(-1, k)).flatten()
+                token_advantage = advantage[:, None].expand_as(sampled.log_probs)
+            else:
+                samples = h.rollout_samples if h.rollout == "mc" else 0
+                row, prefix_len, completed = prefix_rollouts(self.decoder, tree_index(eval_ctx, expand), sampled.seq,
+                                                             max_len=h.max_len, samples=samples)
+                rewards = self.rewards(torch.cat([_pad_to(sampled.seq, completed.shape[1]), completed]),
+                                       torch.cat([sample_images, sample_images[row]]))
+                sample_r, rollout_r = rewards[: expand.numel()], rewards[expand.numel():]
+                lengths = sampled.mask.sum(1)
+                q = q_table(rollout_r, row, prefix_len, sample_r, lengths, sampled.seq.shape[1])
+                token_advantage = nstep_advantage(q, lengths, h.nstep)
+                self.log("train/value0", q[:, 0].mean(), batch_size=images.shape[0])
+        finally:
+            self.decoder.train(was)
+        self.log("train/reward", sample_r.mean(), prog_bar=True, batch_size=images.shape[0])
+        return policy_gradient_loss(sampled.log_probs, token_advantage, sampled.mask)
+
+    def on_train_epoch_start(self) -> None:
+        frozen = self.in_rl() and self.encoder is not None and not self.hparams.rl_train_encoder
+        if frozen:
+            self.encoder.eval()  # keep BatchNorm statistics as XE left them
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if self.in_rl():
+            loss = self._rl_loss(batch)
+        else:
+            loss = self._xe_loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["index"].shape[0])
+        self.log("train/rl", float(self.in_rl()), batch_size=batch["index"].shape[0])
+        return loss
+
+    # evaluation
+
+    def _collect(self, batch: dict, beam: int) -> None:
+        seq = self.generate(batch, beam_size=beam)
+        self._outputs["seq"].append(_pad_to(seq, self.hparams.max_len + 1))
+        self._outputs["index"].append(batch["index"])
+
+    def _gathered(self) -> tuple[list[str], list[int]]:
+        seq = torch.cat(self._outputs["seq"]) if self._outputs["seq"] else torch.zeros(0, self.hparams.max_len + 1)
+        index = torch.cat(self._outputs["index"]) if self._outputs["index"] else torch.zeros(0, dtype=torch.long)
+        self._outputs = {"seq": [], "index": []}
+        if self.trainer is not None and self.trainer.world_size > 1:
+            seq = self.all_gather(seq).flatten(0, 1)
+            index = self.all_gather(index).flatten()
+        captions: dict[int, str] = {}
+        for i, row in zip(index.tolist(), seq.long().tolist()):
+            captions.setdefault(i, self.vocabulary.decode(row))  # DistributedSampler pads with repeats
+        order = sorted(captions)
+        return [captions[i] for i in order], order
+
+    def on_validation_epoch_start(self) -> None:
+        self._outputs = {"seq": [], "index": []}
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._collect(batch, self.hparams.val_beam)
+
+    def on_validation_epoch_end(self) -> None:
+        from crossmedia.tasks.caption.cider import corpus_cider
+
+        captions, order = self._gathered()
+        if self.trainer.sanity_checking or not captions:
+            return
+        refs = self.trainer.datamodule.token_references("val")
+        score, _ = corpus_cider(captions, [refs[i] for i in order])
+        self.log("val/CIDEr", score, prog_bar=True, sync_dist=False)
+        self.last_samples = list(zip(order, captions))
+
+    def on_test_epoch_start(self) -> None:
+        self._outputs = {"seq": [], "index": []}
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._collect(batch, self.hparams.test_beam)
+
+    def on_test_epoch_end(self) -> None:
+        from crossmedia.tasks.caption.metrics import coco_caption_scores
+
+        captions, order = self._gathered()
+        refs = self.trainer.datamodule.raw_references("test")
+        scores = coco_caption_scores(dict(zip(order, captions)), {i: refs[i] for i in order}, spice=self.hparams.spice)
+        for name, value in scores.items():
+            self.log(f"test/{name}", float(value), sync_dist=False)
+        self.last_samples = list(zip(order, captions))
+
+
+def _pad_to(seq: torch.Tensor, length: int) -> torch.Tensor:
+    if seq.shape[1] >= length:
+        return seq[:, :length]
+    return F.pad(seq, (0, length - seq.shape[1]))
+

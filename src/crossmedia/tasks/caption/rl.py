@@ -1,0 +1,113 @@
+"""Self-critical training signals: the SCST advantage and the self-critical n-step advantage.
+
+SCST (Rennie et al., "Self-critical Sequence Training for Image Captioning", CVPR 2017): the reward
+of a sampled caption minus a baseline, the same for every word of it. The baseline is the reward of
+the greedy caption (decoded without gradient, in eval mode), or — with K samples per image — the
+mean reward of the *other* K-1 samples.
+
+Self-critical n-step training (Gao et al., "Self-critical n-step Training for Image Captioning",
+CVPR 2019, arXiv 1904.06861) gives each word its own advantage: the state value is replaced by the
+preceding state-action value,
+
+    A_t = Q(s_t, w_t) - Q(s_{t-1}, w_{t-1}),   extended to n steps:   A^n_t = Q_{min(t+n-1, T)} - Q_{t-1},
+
+where ``Q_t`` is the expected reward of the caption that starts with the sampled words
+``w_1 .. w_t``, ``T`` the sampled caption's length (its end token included, so ``Q_T`` is the
+caption's own reward) and ``Q_0`` the value of the empty prefix. ``Q_t`` is estimated by rolling
+out the prefix to a whole caption: the max-probability (greedy) rollout, or the mean reward of K
+sampled (Monte-Carlo) rollouts. ``Q_0`` by the same rule is, for the greedy rollout, SCST's
+greedy baseline. All prefixes of a batch are completed in ONE decoding call, without gradient.
+"""
+from __future__ import annotations
+
+import torch
+
+from crossmedia.nn.decoding import decode, tree_index
+
+__all__ = ["scst_advantage", "nstep_advantage", "policy_gradient_loss", "prefix_rollouts", "q_table"]
+
+
+def scst_advantage(sample_rewards: torch.Tensor, greedy_rewards: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, K) advantages: reward minus the greedy reward (B,), or minus the mean of the other K-1 samples."""
+    if greedy_rewards is not None:
+        return sample_rewards - greedy_rewards[:, None]
+    k = sample_rewards.shape[1]
+    if k < 2:
+        raise ValueError("the mean-of-others baseline needs at least 2 samples per image (samples_per_image >= 2)")
+    return sample_rewards - (sample_rewards.sum(1, keepdim=True) - sample_rewards) / (k - 1)
+
+
+def nstep_advantage(q: torch.Tensor, lengths: torch.Tensor, n: int) -> torch.Tensor:
+    """Per-token advantages (R, L) from ``q`` (R, L + 1), ``q[:, t] = Q_t``.
+
+    ``lengths`` (R,) counts each caption's tokens including the end token; positions after it get
+    0. ``q[:, t]`` for ``t >= lengths`` is not read (``min(t + n - 1, T)`` never passes ``T``).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    steps = q.shape[1] - 1
+    t = torch.arange(1, steps + 1, device=q.device)                          # 1..L
+    ahead = torch.minimum(t[None] + n - 1, lengths[:, None]).clamp_max(steps)
+    advantage = q.gather(1, ahead) - q[:, :-1]
+    return torch.where(t[None] <= lengths[:, None], advantage, torch.zeros_like(advantage))
+
+
+def policy_gradient_loss(log_probs: torch.Tensor, advantage: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """-sum(A * log p * mask) / sum(mask): REINFORCE averaged over the caption tokens."""
+    mask = mask.to(log_probs.dtype)
+    return -(advantage.detach() * log_probs * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+@torch.no_grad()
+def prefix_rollouts(decoder, ctx: tuple, seq: torch.Tensor, *, max_len: int, samples: int = 0,
+                    bos: int = 0, eos: int = 0, generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Complete every prefix ``w_1..w_t`` (t = 0 .. T-1) of every caption in ``seq`` (R, L).
+
+    ``samples=0`` rolls out greedily once; ``samples=K`` draws K sampled completions. The decoder's
+    states after each prefix come from one teacher-forced pass over ``seq``; then all R * T * max(K, 1)
+    completions run as one batch. Returns ``(row, prefix_len, captions)``: for each completion
+    the caption row it extends, the prefix length t, and the whole caption (prefix + completion,
+    (M, max_len + 1), end token and padding 0).
+    """
+    rows_total, steps = seq.shape
+    lengths = (torch.cumsum((seq == eos).int(), 1) == 0).sum(1) + 1                       # tokens incl. the end
+    lengths = lengths.clamp_max(steps)
+    inputs = torch.cat([torch.full((rows_total, 1), bos, dtype=seq.dtype, device=seq.device), seq[:, :-1]], 1)
+    state = decoder.init_state(ctx)
+    states = [state]
+    for t in range(int(lengths.max()) - 1):                                              # S_1 .. S_{T-1}
+        _, state = decoder.step(inputs[:, t], state, ctx)
+        states.append(state)
+    stacked = tuple(torch.stack([s[c] for s in states], 1) for c in range(len(states[0])))  # (R, T, ...)
+    prefix = torch.arange(steps, device=seq.device)[None].expand(rows_total, -1)
+    keep = prefix < lengths[:, None]                                                      # t = 0 .. T-1
+    row, prefix_len = keep.nonzero(as_tuple=True)
+    if samples:
+        row, prefix_len = row.repeat_interleave(samples), prefix_len.repeat_interleave(samples)
+    start = tuple(s[row, prefix_len] for s in stacked)
+    out = decode(decoder.step, start, tree_index(ctx, row), max_len=max_len, sample=samples > 0,
+                 first=inputs[row, prefix_len], budget=max_len - prefix_len, bos=bos, eos=eos, generator=generator)
+    captions = torch.full((row.numel(), max_len + 1), eos, dtype=seq.dtype, device=seq.device)
+    position = torch.arange(max_len + 1, device=seq.device)[None]
+    words = seq[row, : max_len + 1] if steps >= max_len + 1 else torch.nn.functional.pad(seq[row], (0, max_len + 1 - steps))
+    captions = torch.where(position < prefix_len[:, None], words, captions)
+    # completion token j goes to position prefix_len + j
+    target = prefix_len[:, None] + torch.arange(out.seq.shape[1], device=seq.device)[None]
+    valid = (target <= max_len) & out.mask
+    which = torch.arange(row.numel(), device=seq.device)[:, None].expand_as(target)
+    captions[which[valid], target[valid]] = out.seq[valid]
+    return row, prefix_len, captions
+
+
+def q_table(rollout_rewards: torch.Tensor, row: torch.Tensor, prefix_len: torch.Tensor, sample_rewards: torch.Tensor,
+            lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(R, steps + 1) ``Q_t``: the mean rollout reward of each prefix for t < T, the caption's reward for t >= T."""
+    rows = sample_rewards.shape[0]
+    total = torch.zeros(rows, steps + 1, dtype=rollout_rewards.dtype, device=rollout_rewards.device)
+    count = torch.zeros_like(total)
+    total.index_put_((row, prefix_len), rollout_rewards, accumulate=True)
+    count.index_put_((row, prefix_len), torch.ones_like(rollout_rewards), accumulate=True)
+    t = torch.arange(steps + 1, device=total.device)[None]
+    final = sample_rewards[:, None].to(total.dtype).expand_as(total)
+    return torch.where(t >= lengths[:, None], final, total / count.clamp_min(1))

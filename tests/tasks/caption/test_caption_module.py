@@ -1,0 +1,108 @@
+"""CaptionModule: XE loss falls, SCST and SCNST raise the CIDEr-D reward, caption() works on PIL images,
+and mismatched inputs fail with messages that say what to change."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from crossmedia.tasks.caption.cider import CiderD
+from crossmedia.tasks.caption.module import CaptionModule
+
+VOCAB = ["<eos>", "<unk>", "a", "red", "blue", "circle", "square", "big", "small", "shape"]
+REFS = [["a red circle", "a red circle shape", "red circle"],
+        ["a blue square", "a blue square shape", "blue square"],
+        ["a big red square", "a big red square", "big red square"],
+        ["a small blue circle", "a small blue circle", "small blue circle"]]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _batch(with_captions=False):
+    feats = torch.randn(4, 3, 8, generator=torch.Generator().manual_seed(0))
+    batch = {"feats": feats, "mask": torch.ones(4, 3, dtype=torch.bool), "index": torch.arange(4)}
+    if with_captions:
+        ids = {w: i for i, w in enumerate(VOCAB)}
+        batch["captions"] = torch.tensor([[[ids[w] for w in r.split()] + [0] * (7 - len(r.split())) for r in refs]
+                                          for refs in REFS])
+    return batch
+
+
+def _toy_model(**kwargs):
+    torch.manual_seed(0)
+    model = CaptionModule(vocab=VOCAB, feature_dim=8, dim=32, dropout=0.0, max_len=6, **kwargs)
+    model._refs, model._scorer = REFS, CiderD.from_references(REFS)
+    model.log = lambda *args, **kw: None  # no Trainer here
+    return model
+
+
+def _greedy_reward(model, batch) -> float:
+    model.eval()
+    reward = model.rewards(model.generate(batch), batch["index"]).mean().item()
+    model.train()
+    return reward
+
+
+def test_xe_loss_falls(one_thread):
+    model, batch = _toy_model(label_smoothing=0.1), _batch(with_captions=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(40):
+        loss = model.training_step(batch, step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    model.eval()
+    assert [model.vocabulary.decode(s) for s in model.generate(batch).tolist()][0].startswith(("a red", "red"))
+
+
+@pytest.mark.parametrize("rl", ["scst", "scnst"])
+def test_rl_raises_the_reward(rl, one_thread):
+    model, batch = _toy_model(rl_start_epoch=0, rl=rl, samples_per_image=4), _batch()
+    assert model.in_rl()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    before = _greedy_reward(model, batch)
+    for step in range(200):
+        loss = model.training_step(batch, step)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = _greedy_reward(model, batch)
+    assert after > before + 0.5 and after > 2 * before
+
+
+def test_scst_mean_baseline_needs_several_samples():
+    with pytest.raises(ValueError, match="samples_per_image >= 2"):
+        CaptionModule(vocab=VOCAB, feature_dim=8, rl="scst", baseline="mean", samples_per_image=1)
+
+
+def test_caption_takes_pil_images_and_tensors(one_thread):
+    torch.manual_seed(0)
+    model = CaptionModule(vocab=VOCAB, backbone="resnet10t", stage=2, dim=32, image_size=32)
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)) for _ in range(2)]
+    captions = model.caption(images, beam_size=2)
+    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+    assert all(word in VOCAB for c in captions for word in c.split())
+    assert len(model.caption(images[0])) == 1
+    tensor = torch.zeros(2, 3, 32, 32)
+    assert model.caption(tensor, beam_size=1) == model.caption(tensor, beam_size=1)
+    assert model.training  # caption() decodes in eval mode and gives the mode back
+    with pytest.raises(TypeError, match="PIL images"):
+        model.caption(["not an image"])
+
+
+def test_features_and_images_mismatch_explains_the_fix():
+    image_model = CaptionModule(vocab=VOCAB, backbone="resnet10t", dim=32)
+    with pytest.raises(ValueError, match="feature_dim=D"):
+        image_model.features(_batch())
+    feature_model = _toy_model()
+    with pytest.raises(ValueError, match="features=PATH"):
+        feature_model.features({"images": torch.zeros(1, 3, 32, 32), "index": torch.zeros(1, dtype=torch.long)})
