@@ -66,6 +66,10 @@ def test_fit_xe_then_scnst_export_and_caption(tmp_path, mini_scenes):
     train = [c for r in read_caption_folder(mini_scenes) if r.split == "train" for c in r.captions]
     expected = list(Vocabulary.build(train, min_count=2).words)
     assert checkpoint["hyper_parameters"]["vocab"] == expected
+    # samples for people: a picture and a text file per validation epoch
+    assert (run / "samples" / "samples_captions_epoch001.png").is_file()
+    lines = (run / "samples" / "captions_epoch001.txt").read_text().splitlines()
+    assert len(lines) == 4 and all("model: " in line and "reference: " in line for line in lines)
     card, model = _export(run, tmp_path, "cap-mini")
     assert card.init_args()["vocab"] == expected
     assert [m["key"] for m in card.metrics] == ["test/BLEU-4", "test/METEOR", "test/ROUGE-L", "test/CIDEr"]

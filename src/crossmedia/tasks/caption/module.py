@@ -53,7 +53,7 @@ class CaptionModule(pl.LightningModule):
                  rl_lr: float = 5e-5, baseline: Literal["greedy", "mean"] = "greedy", samples_per_image: int = 1,
                  nstep: int = 5, rollout: Literal["greedy", "mc"] = "greedy", rollout_samples: int = 3,
                  rl_train_encoder: bool = False, val_beam: int = 1, test_beam: int = 3, length_penalty: float = 0.0,
-                 spice: bool = False):
+                 spice: bool = False, init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         if rl == "scst" and baseline == "mean" and samples_per_image < 2:
@@ -76,8 +76,39 @@ class CaptionModule(pl.LightningModule):
         extra = {"dim": self.hparams.dim, "dropout": self.hparams.dropout}
         self.decoder = build_decoder(self.hparams.decoder, len(vocabulary), self.feat_dim, **extra)
 
+    def _initial_weights(self) -> tuple[dict, list[str] | None]:
+        """(state dict, vocabulary or None) named by ``init_from``: a zoo name (sha256-verified), a
+        ``.safetensors`` file, or a ``.ckpt`` from a run you trained yourself."""
+        from pathlib import Path
+
+        source = self.hparams.init_from
+        path = Path(source)
+        if path.suffix == ".ckpt":
+            if not path.is_file():
+                raise FileNotFoundError(f"init_from: checkpoint {path} does not exist")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            return checkpoint["state_dict"], checkpoint.get("hyper_parameters", {}).get("vocab")
+        if path.suffix == ".safetensors":
+            from crossmedia.core.checkpoint_io import load_weights
+
+            if not path.is_file():
+                raise FileNotFoundError(f"init_from: weights file {path} does not exist")
+            return load_weights(path), None
+        from crossmedia import zoo
+
+        model = zoo.load(source)
+        if not isinstance(model, CaptionModule):
+            raise ValueError(f"init_from: zoo entry {source!r} is a {type(model).__name__}, not a captioner")
+        return model.state_dict(), list(model.vocabulary.words)
+
     def configure_model(self) -> None:
-        """Build the decoder from the data's vocabulary when the module was created without one."""
+        """Build the decoder from the data's vocabulary when the module was created without one;
+        with ``init_from``, start from those weights (and their vocabulary)."""
+        initial = None
+        if self.hparams.init_from and not getattr(self, "_initialised", False):
+            initial = self._initial_weights()
+            if initial[1] is not None and self.decoder is None:
+                self._build(Vocabulary(initial[1]))
         if self.decoder is None:
             datamodule = getattr(self.trainer, "datamodule", None)
             if datamodule is None or getattr(datamodule, "vocabulary", None) is None:
@@ -89,6 +120,9 @@ class CaptionModule(pl.LightningModule):
                 list(datamodule.vocabulary.words) != list(self.vocabulary.words):
             raise ValueError("the model's vocabulary differs from the one the data builds from its training "
                              "captions: leave model vocab empty to take the data's, or set data min_count to match")
+        if initial is not None:
+            self.load_state_dict(initial[0], strict=True)
+            self._initialised = True  # a resumed run's checkpoint is restored after this, as usual
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -281,6 +315,11 @@ class CaptionModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["index"].shape[0])
         self.log("train/rl", float(self.in_rl()), batch_size=batch["index"].shape[0])
         return loss
+
+    def configure_callbacks(self):
+        from crossmedia.tasks.caption.callbacks import CaptionSamples
+
+        return [CaptionSamples()]
 
     # evaluation
 
