@@ -106,3 +106,26 @@ def test_features_and_images_mismatch_explains_the_fix():
     feature_model = _toy_model()
     with pytest.raises(ValueError, match="features=PATH"):
         feature_model.features({"images": torch.zeros(1, 3, 32, 32), "index": torch.zeros(1, dtype=torch.long)})
+
+
+def test_init_from_safetensors_and_checkpoint(tmp_path):
+    from crossmedia.core.checkpoint_io import save_weights
+
+    source = _toy_model()
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    save_weights(state, tmp_path / "xe.safetensors")
+    torch.save({"state_dict": state, "hyper_parameters": {"vocab": VOCAB}}, tmp_path / "xe.ckpt")
+
+    torch.manual_seed(1)  # a different random init, then replaced by the file's weights
+    from_weights = CaptionModule(vocab=VOCAB, feature_dim=8, dim=32, dropout=0.0, max_len=6,
+                                 init_from=str(tmp_path / "xe.safetensors"))
+    from_ckpt = CaptionModule(feature_dim=8, dim=32, dropout=0.0, max_len=6, init_from=str(tmp_path / "xe.ckpt"))
+    assert from_ckpt.decoder is None  # the vocabulary comes with the checkpoint
+    for model in (from_weights, from_ckpt):
+        model.configure_model()
+        assert list(model.vocabulary.words) == VOCAB
+        for key, value in state.items():
+            assert torch.equal(model.state_dict()[key], value), key
+    missing = CaptionModule(vocab=VOCAB, feature_dim=8, init_from=str(tmp_path / "nope.ckpt"))
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        missing.configure_model()

@@ -101,6 +101,9 @@ class CaptionModule(pl.LightningModule):
             raise ValueError(f"init_from: zoo entry {source!r} is a {type(model).__name__}, not a captioner")
         return model.state_dict(), list(model.vocabulary.words)
 
+    def _datamodule(self):
+        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+
     def configure_model(self) -> None:
         """Build the decoder from the data's vocabulary when the module was created without one;
         with ``init_from``, start from those weights (and their vocabulary)."""
@@ -109,15 +112,14 @@ class CaptionModule(pl.LightningModule):
             initial = self._initial_weights()
             if initial[1] is not None and self.decoder is None:
                 self._build(Vocabulary(initial[1]))
+        datamodule = self._datamodule()
+        data_vocabulary = getattr(datamodule, "vocabulary", None)
         if self.decoder is None:
-            datamodule = getattr(self.trainer, "datamodule", None)
-            if datamodule is None or getattr(datamodule, "vocabulary", None) is None:
+            if data_vocabulary is None:
                 raise RuntimeError("CaptionModule has no vocabulary: pass vocab=[...] or train with a "
                                    "CaptionDataModule, whose training captions give one")
-            self._build(datamodule.vocabulary)
-        elif (datamodule := getattr(self.trainer, "datamodule", None)) is not None and \
-                getattr(datamodule, "vocabulary", None) is not None and \
-                list(datamodule.vocabulary.words) != list(self.vocabulary.words):
+            self._build(data_vocabulary)
+        elif data_vocabulary is not None and list(data_vocabulary.words) != list(self.vocabulary.words):
             raise ValueError("the model's vocabulary differs from the one the data builds from its training "
                              "captions: leave model vocab empty to take the data's, or set data min_count to match")
         if initial is not None:
@@ -125,7 +127,7 @@ class CaptionModule(pl.LightningModule):
             self._initialised = True  # a resumed run's checkpoint is restored after this, as usual
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
+        datamodule = self._datamodule()
         if stage == "fit" and self.hparams.rl_start_epoch is not None and datamodule is not None:
             self._refs = datamodule.reward_references()
             self._scorer = datamodule.reward_scorer()
