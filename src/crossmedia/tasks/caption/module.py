@@ -106,9 +106,11 @@ class CaptionModule(pl.LightningModule):
 
     def configure_model(self) -> None:
         """Build the decoder from the data's vocabulary when the module was created without one;
-        with ``init_from``, start from those weights (and their vocabulary)."""
+        with ``init_from``, start training from those weights (and their vocabulary). Only ``fit``
+        starts from them: validating or testing a trained model (``zoo eval``) keeps its weights."""
         initial = None
-        if self.hparams.init_from and not getattr(self, "_initialised", False):
+        fitting = self._trainer is None or self._trainer.state.fn == "fit"
+        if self.hparams.init_from and fitting and not getattr(self, "_initialised", False):
             initial = self._initial_weights()
             if initial[1] is not None and self.decoder is None:
                 self._build(Vocabulary(initial[1]))
