@@ -97,3 +97,52 @@ def test_fit_on_precomputed_grid_features(tmp_path, mini_scenes):
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["model"]["init_args"]["feature_dim"] == 16
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_ddp_two_cpu_processes_with_bf16_gather_every_validation_caption(tmp_path_factory, tmp_path):
+    """2 gloo processes, bf16-mixed: each rank captions its share of the 5 validation images (the
+    DistributedSampler pads one rank with a repeat); the logged CIDEr-D is over all 5, each once,
+    and equals what one process computes from the saved weights."""
+    import socket
+
+    from crossmedia.data.builtin.scenes import make_scenes
+    from crossmedia.tasks.caption.cider import corpus_cider
+    from crossmedia.tasks.caption.data import CaptionDataModule
+    from crossmedia.tasks.caption.module import CaptionModule
+
+    scenes = make_scenes(tmp_path_factory.mktemp("scenes60") / "scenes", num_images=60, progress=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = CONFIG.format(decoder="updown", root=scenes, extra=", val_beam: 1", data="").replace(
+        "logger: false", "logger: {class_path: pytorch_lightning.loggers.CSVLogger, init_args: {save_dir: csv}}")
+    path = tmp_path / "ddp.yaml"
+    path.write_text(config)
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    proc = subprocess.run([sys.executable, "-m", "crossmedia", "fit", "-c", str(path), "--run_name", "ddp",
+                           "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_find_unused_parameters_true",
+                           "--trainer.precision=bf16-mixed"],
+                          cwd=tmp_path, env=env, timeout=600, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stdout
+    [metrics] = list((tmp_path / "csv").rglob("metrics.csv"))
+    rows = [line.split(",") for line in metrics.read_text().splitlines()]
+    column = rows[0].index("val/CIDEr")
+    logged = [float(r[column]) for r in rows[1:] if len(r) > column and r[column]][-1]
+
+    checkpoint = torch.load(tmp_path / "runs" / "ddp" / "checkpoints" / "last.ckpt", map_location="cpu",
+                            weights_only=True)
+    hparams = dict(checkpoint["hyper_parameters"])
+    model = CaptionModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    data = CaptionDataModule(dataset="scenes", root=str(scenes), image_size=32, min_count=2, eval_batch_size=8)
+    data.setup("validate")
+    batch = next(iter(data.val_dataloader()))
+    assert len(batch["index"]) == 5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        captions = [model.vocabulary.decode(s) for s in model.generate(batch).tolist()]
+    refs = data.token_references("val")
+    expected, _ = corpus_cider(captions, [refs[i] for i in batch["index"].tolist()])
+    assert abs(logged - expected) < 1e-6, (logged, expected)

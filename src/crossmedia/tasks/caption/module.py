@@ -127,15 +127,34 @@ class CaptionModule(pl.LightningModule):
         if initial is not None:
             self.load_state_dict(initial[0], strict=True)
             self._initialised = True  # a resumed run's checkpoint is restored after this, as usual
+        if self.encoder is not None and self.hparams.rl_start_epoch == 0 and not self.hparams.rl_train_encoder:
+            # an RL-only run never trains the encoder: freeze it before DDP registers its parameters
+            self.encoder.requires_grad_(False)
 
     def setup(self, stage: str) -> None:
+        self._check_ddp_stage_switch()
         datamodule = self._datamodule()
         if stage == "fit" and self.hparams.rl_start_epoch is not None and datamodule is not None:
             self._refs = datamodule.reward_references()
             self._scorer = datamodule.reward_scorer()
 
+    def _check_ddp_stage_switch(self) -> None:
+        """XE then RL in one DDP run freezes the encoder half-way; DDP must then allow unused parameters."""
+        h, trainer = self.hparams, self._trainer
+        if trainer is None or trainer.world_size < 2 or self.encoder is None or h.rl_train_encoder:
+            return
+        if not h.rl_start_epoch:  # None: XE only; 0: frozen from the start (configure_model)
+            return
+        if not getattr(trainer.strategy, "_ddp_kwargs", {}).get("find_unused_parameters", False):
+            raise ValueError("this run switches from cross-entropy to RL at epoch "
+                             f"{h.rl_start_epoch} and freezes the image encoder then, which plain DDP refuses; use "
+                             "--trainer.strategy=ddp_find_unused_parameters_true, or set "
+                             "model.init_args.rl_train_encoder=true, or run the RL stage as its own run "
+                             "(rl_start_epoch: 0 with init_from: the XE model)")
+
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         h = self.hparams
 
         def factor(epoch: int) -> float:
