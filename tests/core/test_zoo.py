@@ -149,3 +149,18 @@ def test_readme_zoo_table_is_generated_from_the_cards():
 
     readme = (paths.checkout_root() / "README.md").read_text()
     assert markdown_table() in readme, "run `crossmedia zoo table --write README.md`"
+
+
+def test_optional_metric_is_skipped_when_not_logged_and_a_required_one_is_not(tmp_path, csq_copy):
+    card, weights = csq_copy
+    raw = yaml.safe_load(card.path.read_text())
+    raw["metrics"].append({"metric": "only on some data", "key": "test/not_logged", "split": "x", "dataset": "digits",
+                           "value": 0.5, "optional": True})
+    path = tmp_path / "csq.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    checks = evaluate(read_card(path), weights=weights, progress=False)
+    assert [c.key for c in checks] == ["test/mAP"]
+    raw["metrics"][-1].pop("optional")
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(KeyError, match="test/not_logged"):
+        evaluate(read_card(path), weights=weights, progress=False)

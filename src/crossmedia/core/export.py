@@ -93,8 +93,10 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
                   tolerance=tolerance) for spec in getattr(model_cls, "card_metrics", [])]
     card["metrics"] = specs
     card_path.write_text(yaml.safe_dump(card, sort_keys=False))
-    checks = evaluate(read_card(card_path), weights=weights_path, progress=progress)
-    for spec, check in zip(card["metrics"], checks):
-        spec["value"] = round(check.measured, 6)
+    checks = {check.key: check for check in evaluate(read_card(card_path), weights=weights_path, progress=progress)}
+    card["metrics"] = [spec for spec in card["metrics"] if spec["key"] in checks]  # optional ones not logged
+    for spec in card["metrics"]:
+        spec.pop("optional", None)
+        spec["value"] = round(checks[spec["key"]].measured, 6)
     card_path.write_text(yaml.safe_dump(card, sort_keys=False))
     return card_path

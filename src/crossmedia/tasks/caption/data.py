@@ -173,6 +173,20 @@ class CaptionDataModule(pl.LightningDataModule):
     def token_references(self, split: str) -> list[list[str]]:
         return [[" ".join(c) for c in r.captions] for r in self.split_records(split)]
 
+    def scene_objects(self, split: str) -> list[list[dict]] | None:
+        """The ground-truth objects of each image of ``split`` when the caption file has them (the
+        built-in ``scenes`` does: ``objects`` per entry), else None. Read on demand; keyed by file name."""
+        import json
+
+        meta = read_meta(self.root) or {}
+        path = self.root / str(meta.get("file", ""))
+        if not path.is_file():
+            return None
+        entries = json.loads(path.read_text(encoding="utf-8")).get("images", [])
+        by_name = {e.get("filename"): e.get("objects") for e in entries if isinstance(e, dict)}
+        objects = [by_name.get(record.path.name) for record in self.split_records(split)]
+        return None if any(o is None for o in objects) else objects
+
     def reward_scorer(self):
         """CIDEr-D with document frequencies of the training references, cached on disk."""
         from crossmedia.tasks.caption.cider import CiderD

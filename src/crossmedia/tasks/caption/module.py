@@ -41,7 +41,10 @@ class CaptionModule(pl.LightningModule):
     task = "caption"
     summary = "image captioning"
     paper = {"title": "Self-critical n-step Training for Image Captioning", "arxiv": "1904.06861"}
-    card_metrics = [{"metric": m, "key": f"test/{m}", "split": "test"} for m in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")]
+    card_metrics = [{"metric": m, "key": f"test/{m}", "split": "test"} for m in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")] + [
+        # on data with ground-truth objects (the built-in scenes): are the caption's words true?
+        {"metric": f"{kind}-word precision", "key": f"test/{kind}_precision", "split": "test", "optional": True}
+        for kind in ("colour", "shape")]
     fit_hparams = ("vocab",)  # filled in from the data during fit; export copies them into the card
 
     def __init__(self, *, vocab: list[str] | None = None, decoder: Literal["updown", "xlan"] = "updown",
@@ -395,6 +398,12 @@ class CaptionModule(pl.LightningModule):
         scores = coco_caption_scores(dict(zip(order, captions)), {i: refs[i] for i in order}, spice=self.hparams.spice)
         for name, value in scores.items():
             self.log(f"test/{name}", float(value), sync_dist=False)
+        objects = self.trainer.datamodule.scene_objects("test")
+        if objects is not None:
+            from crossmedia.data.builtin.scenes import word_precision
+
+            for kind, value in word_precision(captions, [objects[i] for i in order]).items():
+                self.log(f"test/{kind}_precision", value, sync_dist=False)
         self.last_samples = list(zip(order, captions))
 
 
