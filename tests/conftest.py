@@ -16,6 +16,16 @@ def _no_wandb(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", os.environ.get("CROSSMEDIA_TEST_WANDB_MODE", "disabled"))
 
 
+@pytest.fixture
+def one_thread():
+    """In-process work on one torch thread: on a busy 2-core machine two spinning OpenMP threads
+    make small models 10-50x slower, and one thread is never much slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class ToyDecoder(nn.Module):
     """A GRU language model conditioned on a per-row context vector."""
 

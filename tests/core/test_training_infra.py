@@ -67,15 +67,6 @@ def mini(hashing_data, tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def one_thread():
-    """In-process measurements on one torch thread (see the module docstring)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _env(data: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "CROSSMEDIA_DATA": str(data), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

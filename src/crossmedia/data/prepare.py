@@ -127,7 +127,7 @@ def ensure(name: str, root: Path | None = None, *, progress: bool = True) -> Pat
         return prepare(name, root=root, seed=seed, progress=progress)
     if meta is not None and is_complete(root, name=name):
         return root
-    if meta and meta.get("name") == name and _karpathy_ready(root, meta):
+    if meta and meta.get("name") == name and karpathy_ready(root, meta):
         return root
     raise DatasetNotPreparedError(
         f"dataset {name!r} is not prepared under {root}. Download it yourself (crossmedia never "
@@ -334,7 +334,7 @@ _KARPATHY_LAYOUTS = {
 }
 
 
-def _karpathy_ready(root: Path, meta: dict) -> bool:
+def karpathy_ready(root: Path, meta: dict) -> bool:
     """``meta`` (of ``root``) describes a prepared caption folder whose Karpathy split file is there."""
     return meta.get("format") == "karpathy" and (root / meta["file"]).is_file()
 
@@ -359,7 +359,7 @@ def prepare_karpathy_release(root: Path, *, source: Path, name: str, progress: b
         raise FileNotFoundError(f"{source} has no {json_name}; expected {_KARPATHY_LAYOUTS[name]}")
     expected = {"name": name, "source": str(source), "size": json_path.stat().st_size}
     meta = read_meta(root)
-    if meta and all(meta.get(k) == v for k, v in expected.items()) and _karpathy_ready(root, meta):
+    if meta and all(meta.get(k) == v for k, v in expected.items()) and karpathy_ready(root, meta):
         return root
     records = read_karpathy(json_path, image_root=source)
     first = records[0].path.relative_to(source)

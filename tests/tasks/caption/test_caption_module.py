@@ -15,14 +15,6 @@ REFS = [["a red circle", "a red circle shape", "red circle"],
         ["a small blue circle", "a small blue circle", "small blue circle"]]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _batch(with_captions=False):
     feats = torch.randn(4, 3, 8, generator=torch.Generator().manual_seed(0))
     batch = {"feats": feats, "mask": torch.ones(4, 3, dtype=torch.bool), "index": torch.arange(4)}

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from crossmedia.core.paths import data_root
 from crossmedia.data.deephash import read_meta
 from crossmedia.data.karpathy import CaptionedImage, Vocabulary, read_caption_folder, verify_images
-from crossmedia.data.prepare import ensure
+from crossmedia.data.prepare import ensure, karpathy_ready
 
 __all__ = ["CaptionDataModule", "CaptionDataset", "image_tensor"]
 
@@ -121,7 +121,7 @@ class CaptionDataModule(pl.LightningDataModule):
         """A folder that already holds a Karpathy file + meta.json is used as it is (a real dataset,
         or a smaller built-in copy); otherwise the registry prepares ``dataset`` (built-ins are generated)."""
         meta = read_meta(self.root)
-        if meta is not None and meta.get("format") == "karpathy" and (self.root / str(meta.get("file"))).is_file():
+        if meta is not None and karpathy_ready(self.root, meta):
             return
         ensure(self.hparams.dataset, self.root)
 

@@ -45,6 +45,15 @@ def _embed(in_dim: int, dim: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, dim), nn.ReLU(), nn.Dropout(dropout))
 
 
+def _embedded_regions(embed: nn.Module, feats: torch.Tensor,
+                      mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``embed(feats)`` and the validity mask (all regions valid when none is given)."""
+    regions = embed(feats)
+    if mask is None:
+        mask = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)
+    return regions, mask
+
+
 class UpDownDecoder(nn.Module):
     """Attention LSTM + language LSTM with additive attention (Up-Down)."""
 
@@ -62,9 +71,7 @@ class UpDownDecoder(nn.Module):
         self.logit = nn.Linear(dim, vocab_size)
 
     def prepare(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> tuple:
-        regions = self.feat(feats)
-        if mask is None:
-            mask = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)
+        regions, mask = _embedded_regions(self.feat, feats, mask)
         pooled = masked_mean(regions, mask[..., None], 1)
         return regions, self.att_key(regions), pooled, mask
 
@@ -100,9 +107,7 @@ class XLANDecoder(nn.Module):
         self.logit = nn.Linear(dim, vocab_size)
 
     def prepare(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> tuple:
-        regions = self.feat(feats)
-        if mask is None:
-            mask = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)
+        regions, mask = _embedded_regions(self.feat, feats, mask)
         pooled, regions = self.refine(regions, mask)
         keys, values = self.attend.precompute(regions, regions)
         return keys, values, pooled, mask

@@ -69,7 +69,7 @@ class CaptionModule(pl.LightningModule):
             self._build(Vocabulary(vocab))
         self._refs: list[list[str]] | None = None
         self._scorer = None
-        self._outputs: dict[str, list] = {"seq": [], "index": []}
+        self._reset_outputs()
 
     # construction
 
@@ -184,16 +184,12 @@ class CaptionModule(pl.LightningModule):
                              "(feature_dim is set): give the data module features=PATH or drop feature_dim")
         return self.encoder(batch["images"]), None
 
-    def _context(self, batch: dict) -> tuple:
+    def _encoded(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Region features of the batch; without gradient while RL keeps the encoder frozen."""
         if self.in_rl() and self.encoder is not None and not self.hparams.rl_train_encoder:
             with torch.no_grad():
-                feats, mask = self.features(batch)
-        else:
-            feats, mask = self.features(batch)
-        return self.decoder.prepare(feats, mask)
-
-    def _step(self, words, state, ctx):
-        return self.decoder.step(words, state, ctx)
+                return self.features(batch)
+        return self.features(batch)
 
     def generate(self, batch: dict, *, beam_size: int = 1, sample: bool = False, temperature: float = 1.0) -> torch.Tensor:
         """Token ids (B, L) of greedy (beam 1), beam-search or sampled captions, without gradient."""
@@ -201,10 +197,10 @@ class CaptionModule(pl.LightningModule):
             ctx = self.decoder.prepare(*self.features(batch))
             state = self.decoder.init_state(ctx)
             if beam_size > 1:
-                seq, _ = beam_search(self._step, state, ctx, beam_size=beam_size, max_len=self.hparams.max_len,
+                seq, _ = beam_search(self.decoder.step, state, ctx, beam_size=beam_size, max_len=self.hparams.max_len,
                                      length_penalty=self.hparams.length_penalty)
                 return seq
-            return decode(self._step, state, ctx, max_len=self.hparams.max_len, sample=sample,
+            return decode(self.decoder.step, state, ctx, max_len=self.hparams.max_len, sample=sample,
                           temperature=temperature).seq
 
     def preprocess(self, images) -> dict:
@@ -234,7 +230,7 @@ class CaptionModule(pl.LightningModule):
     # training
 
     def _xe_loss(self, batch: dict) -> torch.Tensor:
-        ctx = self._context(batch)
+        ctx = self.decoder.prepare(*self._encoded(batch))
         captions = batch["captions"]                                   # (B, K, L)
         per_image, steps = captions.shape[1], captions.shape[2]
         ctx = tree_index(ctx, torch.arange(captions.shape[0], device=self.device).repeat_interleave(per_image))
@@ -274,26 +270,27 @@ class CaptionModule(pl.LightningModule):
         refs = [self._refs[i] for i in image.tolist()]
         return torch.as_tensor(self._scorer.scores(candidates, refs), dtype=torch.float32, device=self.device)
 
-    def _eval_context(self, batch: dict, ctx: tuple) -> tuple:
-        """The context recomputed in eval mode without gradient (dropout off), for baselines and rollouts."""
+    def _eval_context(self, feats: torch.Tensor, mask: torch.Tensor | None) -> tuple:
+        """The decoder context of the same features in eval mode without gradient (dropout off), for
+        baselines and rollouts."""
         was = self.decoder.training
         self.decoder.eval()
         with torch.no_grad():
-            feats, mask = self.features(batch)
-            out = self.decoder.prepare(feats, mask)
+            out = self.decoder.prepare(feats.detach(), mask)
         self.decoder.train(was)
         return out
 
     def _rl_loss(self, batch: dict) -> torch.Tensor:
         h = self.hparams
-        ctx = self._context(batch)
+        feats, mask = self._encoded(batch)
+        ctx = self.decoder.prepare(feats, mask)
         images = batch["index"]
         k = h.samples_per_image
         expand = torch.arange(images.shape[0], device=self.device).repeat_interleave(k)
-        sampled = decode(self._step, self.decoder.init_state(tree_index(ctx, expand)), tree_index(ctx, expand),
+        sampled = decode(self.decoder.step, self.decoder.init_state(tree_index(ctx, expand)), tree_index(ctx, expand),
                          max_len=h.max_len, sample=True)
         sample_images = images[expand]
-        eval_ctx = self._eval_context(batch, ctx)
+        eval_ctx = self._eval_context(feats, mask)
         was = self.decoder.training
         self.decoder.eval()
         try:
@@ -301,7 +298,7 @@ class CaptionModule(pl.LightningModule):
                 greedy = None
                 if h.baseline == "greedy":
                     with torch.no_grad():
-                        greedy = decode(self._step, self.decoder.init_state(eval_ctx), eval_ctx, max_len=h.max_len).seq
+                        greedy = decode(self.decoder.step, self.decoder.init_state(eval_ctx), eval_ctx, max_len=h.max_len).seq
                     width = self.hparams.max_len + 1
                     rewards = self.rewards(torch.cat([_pad_to(sampled.seq, width), _pad_to(greedy, width)]),
                                            torch.cat([sample_images, images]))
@@ -357,7 +354,7 @@ class CaptionModule(pl.LightningModule):
     def _gathered(self) -> tuple[list[str], list[int]]:
         seq = torch.cat(self._outputs["seq"]) if self._outputs["seq"] else torch.zeros(0, self.hparams.max_len + 1)
         index = torch.cat(self._outputs["index"]) if self._outputs["index"] else torch.zeros(0, dtype=torch.long)
-        self._outputs = {"seq": [], "index": []}
+        self._reset_outputs()
         if self.trainer is not None and self.trainer.world_size > 1:
             seq = self.all_gather(seq).flatten(0, 1)
             index = self.all_gather(index).flatten()
@@ -367,8 +364,10 @@ class CaptionModule(pl.LightningModule):
         order = sorted(captions)
         return [captions[i] for i in order], order
 
-    def on_validation_epoch_start(self) -> None:
+    def _reset_outputs(self) -> None:
         self._outputs = {"seq": [], "index": []}
+
+    on_validation_epoch_start = on_test_epoch_start = _reset_outputs
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._collect(batch, self.hparams.val_beam)
@@ -383,9 +382,6 @@ class CaptionModule(pl.LightningModule):
         score, _ = corpus_cider(captions, [refs[i] for i in order])
         self.log("val/CIDEr", score, prog_bar=True, sync_dist=False)
         self.last_samples = list(zip(order, captions))
-
-    def on_test_epoch_start(self) -> None:
-        self._outputs = {"seq": [], "index": []}
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._collect(batch, self.hparams.test_beam)
