@@ -48,8 +48,8 @@ def decode(step: StepFn, state: tuple, ctx: tuple, *, max_len: int, sample: bool
     ``first`` (B,) the first input tokens (default ``bos``). ``budget`` (B,) the number of words
     each row may still produce (default ``max_len``); a row is forced to ``eos`` once it is spent,
     which is how rollouts complete a prefix. Finished rows are dropped from the computation once
-    fewer than half the rows of the last compaction remain, so long tails cost little. Sampling
-    keeps the graph: ``log_probs`` carries gradients when grad is enabled.
+    fewer than three quarters of the rows of the last compaction remain, so long tails cost
+    little. Sampling keeps the graph: ``log_probs`` carries gradients when grad is enabled.
     """
     batch = first.shape[0] if first is not None else ctx[0].shape[0]
     device = ctx[0].device
@@ -81,7 +81,7 @@ def decode(step: StepFn, state: tuple, ctx: tuple, *, max_len: int, sample: bool
         if not bool(live.any()):
             steps = t + 1
             break
-        if int(live.sum()) * 2 <= rows.numel():  # compact: keep only unfinished rows
+        if int(live.sum()) * 4 <= rows.numel() * 3:  # compact: keep only unfinished rows
             keep = live.nonzero().squeeze(1)
             rows, words = rows[keep], words[keep]
             state, ctx = tree_index(state, keep), tree_index(ctx, keep)
