@@ -1,4 +1,6 @@
 """SUM-GDA and Cycle-SUM: shapes, masking, the log-space diversity product, losses that learn."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -265,3 +267,43 @@ def test_cycle_sum_adversarial_training_moves_the_right_way():
         d["total"].backward()
         opt_d.step()
         assert torch.isfinite(g["total"]) and torch.isfinite(d["total"])
+
+
+def test_cycle_sum_representativeness_and_repelling_terms_by_hand():
+    torch.manual_seed(0)
+    model = CycleSUM(in_dim=3, hidden=4, latent=2)
+    # frames 0 and 1 identical, frame 2 orthogonal to them, frame 3 padding (as in the SUM-GDA test)
+    x = torch.tensor([[[1.0, 0, 0], [2.0, 0, 0], [0, 3.0, 0], [5.0, 5.0, 5.0]]])
+    mask = torch.tensor([[True, True, True, False]])
+    a, b, c = 0.2, 0.4, 0.9
+    out = dataclasses.replace(model.cycle(x, mask), scores=torch.tensor([[a, b, c, 0.0]], requires_grad=True))
+    plain = generator_losses(model, x, mask, outputs=out)
+    assert "representativeness" not in plain and "repelling" not in plain  # weight 0: the paper's loss
+    extended = generator_losses(model, x, mask, outputs=out, representativeness_weight=2.0,
+                                repelling_weight=0.5)
+    expected_rep = (2 * (1 - a) * (1 - b) + (1 - c)) / 3  # E[distance to the nearest kept frame]
+    expected_div = a * b / (a * b + a * c + b * c)  # score-weighted similarity of kept pairs
+    assert extended["representativeness"].item() == pytest.approx(expected_rep, rel=1e-5)
+    assert extended["repelling"].item() == pytest.approx(expected_div, rel=1e-5)
+    assert extended["total"].item() == pytest.approx(
+        plain["total"].item() + 2.0 * expected_rep + 0.5 * expected_div, rel=1e-5)
+    extended["total"].backward()
+    assert out.scores.grad[0, 2] < 0  # keeping the lone frame more often lowers the loss
+
+
+def test_cycle_sum_representativeness_lifts_a_rare_event():
+    # a 40-frame scene with a 3-frame event in the middle: the selector learns to keep the event
+    g = torch.Generator().manual_seed(0)
+    scene, event = torch.randn(2, 16, generator=g)
+    x = torch.stack([scene] * 20 + [event] * 3 + [scene] * 20).unsqueeze(0)
+    x = x + 0.1 * torch.randn(x.shape, generator=g)
+    torch.manual_seed(0)
+    model = CycleSUM(in_dim=16, hidden=16, latent=8)
+    opt = torch.optim.Adam(model.generator_parameters(), lr=1e-2)
+    for _ in range(40):
+        terms = generator_losses(model, x, representativeness_weight=1.0, repelling_weight=1.0)
+        opt.zero_grad()
+        terms["total"].backward()
+        opt.step()
+    scores = model(x)[0]
+    assert scores[20:23].mean() > 2 * torch.cat([scores[:20], scores[23:]]).mean()

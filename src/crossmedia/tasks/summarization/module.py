@@ -196,14 +196,20 @@ class SumGDAModule(SummarizationModule):
 
 class CycleSUMModule(SummarizationModule):
     """Cycle-SUM: bi-LSTM selector with forward/backward VAE-LSTM GANs and cycle consistency
-    (Yuan et al., AAAI 2019); unsupervised, trained with manual optimisation (two optimisers)."""
+    (Yuan et al., AAAI 2019); unsupervised, trained with manual optimisation (two optimisers).
+
+    ``representativeness_weight`` and ``repelling_weight`` add the per-frame terms (10) and (11)
+    of :mod:`~crossmedia.tasks.summarization.models.cycle_sum` to the selector's loss — a
+    deviation from the paper, without which the selector collapses to near-constant scores on
+    the built-in data; 0 (the default) is the paper's objective."""
 
     summary = "Cycle-SUM: cycle-consistent adversarial LSTMs, unsupervised"
     paper = {"title": "Cycle-SUM: Cycle-consistent Adversarial LSTM Networks for Unsupervised Video Summarization",
              "arxiv": "1904.08265"}
 
     def __init__(self, *, in_dim: int = 1024, hidden: int = 128, latent: int = 64, discriminator_lr: float = 5e-5,
-                 gradient_clip: float = 5.0, **kwargs):
+                 gradient_clip: float = 5.0, representativeness_weight: float = 0.0, repelling_weight: float = 0.0,
+                 **kwargs):
         self._net_args = dict(in_dim=in_dim, hidden=hidden, latent=latent)
         super().__init__(in_dim=in_dim, **kwargs)
         self.save_hyperparameters()
@@ -220,7 +226,9 @@ class CycleSUMModule(SummarizationModule):
             net = self.nets[s]
             outputs = net.cycle(features)
             self.toggle_optimizer(opt_g)
-            g_losses = generator_losses(net, features, outputs=outputs, budget=self.hparams.proportion)
+            g_losses = generator_losses(net, features, outputs=outputs, budget=self.hparams.proportion,
+                                        representativeness_weight=self.hparams.representativeness_weight,
+                                        repelling_weight=self.hparams.repelling_weight)
             opt_g.zero_grad()
             self.manual_backward(g_losses["total"])
             self.clip_gradients(opt_g, gradient_clip_val=self.hparams.gradient_clip, gradient_clip_algorithm="norm")
