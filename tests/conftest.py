@@ -26,6 +26,21 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def descend():
+    """``descend(loss_of_step, optimizer, steps)``: that many optimizer steps; returns the losses."""
+    def run(loss_of_step, optimizer, steps):
+        losses = []
+        for step in range(steps):
+            loss = loss_of_step(step)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        return losses
+    return run
+
+
 class ToyDecoder(nn.Module):
     """A GRU language model conditioned on a per-row context vector."""
 

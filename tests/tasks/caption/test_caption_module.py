@@ -40,16 +40,9 @@ def _greedy_reward(model, batch) -> float:
     return reward
 
 
-def test_xe_loss_falls(one_thread):
+def test_xe_loss_falls(one_thread, descend):
     model, batch = _toy_model(label_smoothing=0.1), _batch(with_captions=True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for step in range(40):
-        loss = model.training_step(batch, step)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = descend(lambda step: model.training_step(batch, step), torch.optim.Adam(model.parameters(), lr=1e-2), 40)
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
     assert [model.vocabulary.decode(s) for s in model.generate(batch).tolist()][0].startswith(("a red", "red"))

@@ -12,6 +12,11 @@ One module trains every stage, switched by epoch as in the self-critical caption
   completions). The reward is CIDEr-D with document frequencies of the training references.
   The image encoder is frozen during RL unless ``rl_train_encoder``.
 
+Where training starts: ``init_from`` (the whole captioner: a zoo name, ``.safetensors`` or
+``.ckpt``; how the RL entries start from the XE one) or ``encoder_from`` (only the image encoder,
+e.g. the built-in ``scene-tagger`` of :mod:`crossmedia.tasks.caption.tagger`, as real captioners
+start from an ImageNet or bottom-up encoder). Both are applied in ``fit`` only.
+
 Validation decodes greedily (``val_beam``) and logs our CIDEr-D as ``val/CIDEr``; the test loop
 decodes with beam search (``test_beam``) and logs pycocoevalcap's BLEU-1..4, METEOR, ROUGE-L and
 CIDEr (PTB tokenizer) as ``test/<metric>``. :meth:`CaptionModule.caption` captions PIL images.
@@ -56,9 +61,11 @@ class CaptionModule(pl.LightningModule):
                  rl_lr: float = 5e-5, baseline: Literal["greedy", "mean"] = "greedy", samples_per_image: int = 1,
                  nstep: int = 5, rollout: Literal["greedy", "mc"] = "greedy", rollout_samples: int = 3,
                  rl_train_encoder: bool = False, val_beam: int = 1, test_beam: int = 3, length_penalty: float = 0.0,
-                 spice: bool = False, init_from: str | None = None):
+                 spice: bool = False, init_from: str | None = None, encoder_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
+        if init_from and encoder_from:
+            raise ValueError("give init_from (the whole captioner) or encoder_from (only its image encoder), not both")
         if rl == "scst" and baseline == "mean" and samples_per_image < 2:
             raise ValueError("baseline='mean' needs samples_per_image >= 2 (the mean of the other samples)")
         self.encoder = None if feature_dim is not None else GridEncoder(backbone, pretrained=pretrained, stage=stage)
@@ -82,35 +89,37 @@ class CaptionModule(pl.LightningModule):
     def _initial_weights(self) -> tuple[dict, list[str] | None]:
         """(state dict, vocabulary or None) named by ``init_from``: a zoo name (sha256-verified), a
         ``.safetensors`` file, or a ``.ckpt`` from a run you trained yourself."""
-        from pathlib import Path
+        state, model, vocab = _weights_from(self.hparams.init_from, "init_from")
+        if model is not None and not isinstance(model, CaptionModule):
+            raise ValueError(f"init_from: zoo entry {self.hparams.init_from!r} is a {type(model).__name__}, "
+                             "not a captioner (to start only the image encoder from it, use encoder_from)")
+        return state, (list(model.vocabulary.words) if model is not None else vocab)
 
-        source = self.hparams.init_from
-        path = Path(source)
-        if path.suffix == ".ckpt":
-            if not path.is_file():
-                raise FileNotFoundError(f"init_from: checkpoint {path} does not exist")
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            return checkpoint["state_dict"], checkpoint.get("hyper_parameters", {}).get("vocab")
-        if path.suffix == ".safetensors":
-            from crossmedia.core.checkpoint_io import load_weights
-
-            if not path.is_file():
-                raise FileNotFoundError(f"init_from: weights file {path} does not exist")
-            return load_weights(path), None
-        from crossmedia import zoo
-
-        model = zoo.load(source)
-        if not isinstance(model, CaptionModule):
-            raise ValueError(f"init_from: zoo entry {source!r} is a {type(model).__name__}, not a captioner")
-        return model.state_dict(), list(model.vocabulary.words)
+    def _load_encoder(self) -> None:
+        """Start the image encoder from ``encoder_from``'s ``encoder.*`` weights (e.g. ``scene-tagger``)."""
+        source = self.hparams.encoder_from
+        if self.encoder is None:
+            raise ValueError("encoder_from: this model reads precomputed features (feature_dim is set) and has "
+                             "no image encoder to start from weights")
+        state, _, _ = _weights_from(source, "encoder_from")
+        encoder = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+        if not encoder:
+            raise ValueError(f"encoder_from: {source!r} has no image encoder weights (no 'encoder.*' keys)")
+        try:
+            self.encoder.load_state_dict(encoder, strict=True)
+        except RuntimeError as error:
+            raise ValueError(f"encoder_from: {source!r} does not fit this model's encoder (backbone "
+                             f"{self.hparams.backbone!r}, stage {self.hparams.stage}); give the same backbone "
+                             f"and stage as the model it comes from. {error}") from None
 
     def _datamodule(self):
         return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
 
     def configure_model(self) -> None:
         """Build the decoder from the data's vocabulary when the module was created without one;
-        with ``init_from``, start training from those weights (and their vocabulary). Only ``fit``
-        starts from them: validating or testing a trained model (``zoo eval``) keeps its weights."""
+        with ``init_from``, start training from those weights (and their vocabulary), with
+        ``encoder_from`` start the image encoder from that model's. Only ``fit`` starts from them:
+        validating or testing a trained model (``zoo eval``) keeps its weights."""
         initial = None
         fitting = self._trainer is None or self._trainer.state.fn == "fit"
         if self.hparams.init_from and fitting and not getattr(self, "_initialised", False):
@@ -129,6 +138,9 @@ class CaptionModule(pl.LightningModule):
                              "captions: leave model vocab empty to take the data's, or set data min_count to match")
         if initial is not None:
             self.load_state_dict(initial[0], strict=True)
+            self._initialised = True
+        elif self.hparams.encoder_from and fitting and not getattr(self, "_initialised", False):
+            self._load_encoder()
             self._initialised = True  # a resumed run's checkpoint is restored after this, as usual
         if self.encoder is not None and self.hparams.rl_start_epoch == 0 and not self.hparams.rl_train_encoder:
             # an RL-only run never trains the encoder: freeze it before DDP registers its parameters
@@ -401,6 +413,29 @@ class CaptionModule(pl.LightningModule):
             for kind, value in word_precision(captions, [objects[i] for i in order]).items():
                 self.log(f"test/{kind}_precision", value, sync_dist=False)
         self.last_samples = list(zip(order, captions))
+
+
+def _weights_from(source: str, option: str) -> tuple[dict, pl.LightningModule | None, list[str] | None]:
+    """(state dict, zoo model or None, vocabulary or None) from a zoo name (sha256-verified), a
+    ``.safetensors`` file or a ``.ckpt`` of your own run; ``option`` names the setting in errors."""
+    from pathlib import Path
+
+    path = Path(source)
+    if path.suffix == ".ckpt":
+        if not path.is_file():
+            raise FileNotFoundError(f"{option}: checkpoint {path} does not exist")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return checkpoint["state_dict"], None, checkpoint.get("hyper_parameters", {}).get("vocab")
+    if path.suffix == ".safetensors":
+        from crossmedia.core.checkpoint_io import load_weights
+
+        if not path.is_file():
+            raise FileNotFoundError(f"{option}: weights file {path} does not exist")
+        return load_weights(path), None, None
+    from crossmedia import zoo
+
+    model = zoo.load(source)
+    return model.state_dict(), model, None
 
 
 def _pad_to(seq: torch.Tensor, length: int) -> torch.Tensor:
