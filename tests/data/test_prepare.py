@@ -186,3 +186,11 @@ def test_release_without_its_lists_says_what_is_expected(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="missing train.txt, test.txt, database.txt"):
         prepare("imagenet100", source=tmp_path / "empty")
+
+
+def test_coco_hashing_release_given_the_caption_split_points_to_coco_captions(tmp_path):
+    """`coco` is the DeepHash hashing release; the Karpathy caption split is `coco-captions`."""
+    (tmp_path / "captions").mkdir()
+    (tmp_path / "captions" / "dataset_coco.json").write_text('{"images": []}')
+    with pytest.raises(FileNotFoundError, match="data prepare coco-captions --source"):
+        prepare("coco", root=tmp_path / "out", source=tmp_path / "captions")

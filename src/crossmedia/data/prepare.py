@@ -266,7 +266,11 @@ def prepare_deephash_release(root: Path, *, source: Path, name: str, num_classes
         raise FileNotFoundError(f"{name} source folder {source} does not exist")
     missing = [f for f in _RELEASE_LISTS.values() if not (source / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{source} is missing {', '.join(missing)}; expected {_RELEASE_LAYOUT}")
+        captions = next((caption_name for caption_name, (json_name, _) in _KARPATHY_RELEASES.items()
+                         if (source / json_name).is_file()), None)
+        hint = (f" ({source} holds a Karpathy caption split file: for captioning, run "
+                f"`crossmedia data prepare {captions} --source {source}`)") if captions else ""
+        raise FileNotFoundError(f"{source} is missing {', '.join(missing)}; expected {_RELEASE_LAYOUT}{hint}")
     if is_complete(root, name=name, source=str(source)):
         return root
     lists = {split: read_list(source / f, root=source, num_classes=num_classes, progress=progress)
