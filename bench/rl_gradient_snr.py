@@ -11,8 +11,9 @@ averaged over the batches.
 This is the measurement behind the caption cards' note on the earlier caption-xe (encoder trained
 from scratch): with one sample per image and the same learning rate, SCST's whole-caption
 advantage was a much noisier gradient than SCNST's per-token advantages (ratio about 1.5-4), so 5
-epochs of SCST barely moved the beam-search captions while SCNST improved them. Run it on the
-current caption-xe (encoder from scene-tagger) to see the two estimators on that policy.
+epochs of SCST barely moved the beam-search captions while SCNST improved them. On the current
+caption-xe (encoder from scene-tagger) the ratio is about 4 too, yet both now improve on XE
+(test CIDEr 1.060 -> SCST 1.374, SCNST 1.491): SCNST's advantage is still the steadier gradient.
 
 Run: ``python bench/rl_gradient_snr.py``; ends with ``ratio: <SCNST SNR / SCST SNR>``.
 """
