@@ -49,8 +49,8 @@ features of frames t and j, and each frame t costs its distance to the nearest k
 (the hard-attention limit of reconstructing t by attention over Y), so an unkept rare event
 costs its whole distance. (11) is SUM-GAN's repelling regulariser (Mahasseni et al. 2017) in
 score-weighted form. Both are the terms of unsupervised SUM-GDA, computed by the same
-functions (:func:`~.sum_gda.representativeness_term`, :func:`~.sum_gda.repelling_term`). They
-reach the selector only; the GAN and cycle terms stay as they are.
+function (:func:`~.sum_gda.selection_terms`). They reach the selector only; the GAN and cycle
+terms stay as they are.
 
 Choices and simplifications, stated once here:
 
@@ -80,7 +80,7 @@ from einops import repeat
 from torch import Tensor, nn
 
 from ._sequence import check_mask, masked_mean_per_video, run_lstm
-from .sum_gda import repelling_term, representativeness_term
+from .sum_gda import selection_terms
 
 __all__ = ["FrameSelector", "VAELSTM", "LSTMDiscriminator", "CycleSUM", "CycleOutputs",
            "generator_losses", "discriminator_losses"]
@@ -287,10 +287,12 @@ def generator_losses(model: CycleSUM, x: Tensor, mask: Tensor | None = None, *,
               + _kl_standard_normal(*out.posterior_backward),  # (6)
         "sparsity": (masked_mean_per_video(out.scores, mask) - budget).abs().mean(),  # (7)
     }
-    if representativeness_weight:
-        terms["representativeness"] = representativeness_term(out.scores, x, mask).mean()  # (10)
-    if repelling_weight:
-        terms["repelling"] = repelling_term(out.scores, x, mask).mean()  # (11)
+    if representativeness_weight or repelling_weight:
+        repelling, representativeness = selection_terms(out.scores, x, mask)
+        if representativeness_weight:
+            terms["representativeness"] = representativeness.mean()  # (10)
+        if repelling_weight:
+            terms["repelling"] = repelling.mean()  # (11)
     terms["total"] = (adversarial_weight * (terms["adv_forward"] + terms["adv_backward"])
                       + reconstruction_weight * terms["reconstruction"]
                       + cycle_weight * (terms["cycle_forward"] + terms["cycle_backward"])

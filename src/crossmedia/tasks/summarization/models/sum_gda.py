@@ -46,16 +46,24 @@ from torch import Tensor, einsum, nn
 from ._sequence import check_mask, masked_mean, masked_mean_per_video
 
 __all__ = ["SumGDA", "log_diversity", "diverse_attention", "sum_gda_supervised_loss",
-           "sum_gda_unsupervised_loss", "repelling_term", "representativeness_term"]
+           "sum_gda_unsupervised_loss", "selection_terms"]
 
 ProductOver = Literal["queries", "keys"]
 
 
 # helpers
 
-def _selection_geometry(scores: Tensor, features: Tensor, mask: Tensor | None
-                        ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Checked mask, masked scores s, cosine similarity (B, T, T) and real pairs (B, T, T)."""
+def selection_terms(scores: Tensor, features: Tensor, mask: Tensor | None = None, *,
+                    eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """L_div and L_rep of :func:`sum_gda_unsupervised_loss` per video, each (B,), from one
+    cosine-similarity matrix of the frames.
+
+    L_div (repelling): the score-weighted mean cosine similarity of distinct frame pairs,
+    Σ_{i≠j} s_i s_j (1 − δ_ij) / Σ_{i≠j} s_i s_j. L_rep (representativeness): each real
+    frame's expected cosine distance to its nearest summary frame, E_Y[min_{j∈Y} δ_tj] with frame
+    j in Y independently with probability s_j (an empty Y costs t's largest distance), averaged
+    over the real frames. Exact, see :func:`sum_gda_unsupervised_loss`.
+    """
     mask = check_mask(features, mask)
     if scores.shape != mask.shape:
         raise ValueError(f"scores {tuple(scores.shape)} must be (B, T) = {tuple(mask.shape)}")
@@ -63,26 +71,11 @@ def _selection_geometry(scores: Tensor, features: Tensor, mask: Tensor | None
     f = F.normalize(features.to(scores.dtype), dim=-1)  # (B, T, D)
     similarity = einsum("b i d, b j d -> b i j", f, f)  # (B, T, T) cosine
     pair = mask[:, :, None] & mask[:, None, :]  # (B, T, T) real pairs
-    return mask, s, similarity, pair
 
-
-def repelling_term(scores: Tensor, features: Tensor, mask: Tensor | None = None, *,
-                   eps: float = 1e-6) -> Tensor:
-    """L_div of :func:`sum_gda_unsupervised_loss` per video (B,): the score-weighted mean cosine
-    similarity of distinct frame pairs, Σ_{i≠j} s_i s_j (1 − δ_ij) / Σ_{i≠j} s_i s_j."""
-    mask, s, similarity, pair = _selection_geometry(scores, features, mask)
     off_diagonal = pair & ~torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
     pair_weight = (s[:, :, None] * s[:, None, :]).masked_fill(~off_diagonal, 0.0)  # (B, T, T)
-    return (pair_weight * similarity).sum(dim=(1, 2)) / (pair_weight.sum(dim=(1, 2)) + eps)
+    repelling = (pair_weight * similarity).sum(dim=(1, 2)) / (pair_weight.sum(dim=(1, 2)) + eps)
 
-
-def representativeness_term(scores: Tensor, features: Tensor, mask: Tensor | None = None, *,
-                            eps: float = 1e-6) -> Tensor:
-    """L_rep of :func:`sum_gda_unsupervised_loss` per video (B,): each real frame's expected
-    cosine distance to its nearest summary frame, E_Y[min_{j∈Y} δ_tj] with frame j in Y
-    independently with probability s_j (an empty Y costs t's largest distance), averaged
-    over the real frames. Exact, see :func:`sum_gda_unsupervised_loss`."""
-    mask, s, similarity, pair = _selection_geometry(scores, features, mask)
     distance = (1.0 - similarity).clamp(min=0.0).masked_fill(~pair, 0.0)  # (B, T, T) δ_tj
     farthest = distance.amax(dim=-1)  # (B, T) cost of an empty summary
     distance = distance.masked_fill(~mask[:, None, :], float("inf"))  # padding sorts last
@@ -93,7 +86,8 @@ def representativeness_term(scores: Tensor, features: Tensor, mask: Tensor | Non
     first = s_sorted * log_before.exp()  # (B, T, T) P(k-th nearest is the nearest in Y)
     expected = (first * nearest.nan_to_num(posinf=0.0)).sum(-1)  # (B, T)
     expected = expected + log_absent.sum(-1).exp() * farthest  # + P(Y empty) · farthest
-    return masked_mean_per_video(expected, mask)
+    return repelling, masked_mean_per_video(expected, mask)
+
 
 def log_diversity(attention: Tensor, mask: Tensor | None = None, *,
                   product_over: ProductOver = "queries", eps: float = 1e-6) -> Tensor:
@@ -257,8 +251,7 @@ def sum_gda_unsupervised_loss(scores: Tensor, features: Tensor, mask: Tensor | N
     Returns:
         ``{"diversity", "representativeness", "length", "total"}`` scalar tensors.
     """
-    diversity = repelling_term(scores, features, mask, eps=eps).mean()
-    representativeness = representativeness_term(scores, features, mask, eps=eps).mean()
+    diversity, representativeness = (term.mean() for term in selection_terms(scores, features, mask, eps=eps))
     mask = check_mask(features, mask)
     s = scores.masked_fill(~mask, 0.0)  # (B, T)
     length = (masked_mean_per_video(s, mask) - budget).abs().mean()
