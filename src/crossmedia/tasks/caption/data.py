@@ -35,7 +35,7 @@ from crossmedia.data.deephash import read_meta
 from crossmedia.data.karpathy import CaptionedImage, Vocabulary, read_caption_folder, verify_images
 from crossmedia.data.prepare import ensure, karpathy_ready
 
-__all__ = ["CaptionDataModule", "CaptionDataset", "image_tensor"]
+__all__ = ["CaptionDataModule", "CaptionDataset", "image_tensor", "gather_by_index"]
 
 SPLITS = ("train", "val", "test")
 
@@ -84,6 +84,21 @@ class CaptionDataset(Dataset):
         return item
 
 
+def gather_by_index(module: pl.LightningModule, values: torch.Tensor, index: torch.Tensor
+                    ) -> tuple[torch.Tensor, list[int]]:
+    """The rows of ``values`` (one per evaluated image, ``index`` its position in the split) from
+    every process, one row per position, in position order; returns (rows, positions). Under DDP
+    the DistributedSampler pads with repeats: the first row of each position is kept."""
+    trainer = module._trainer
+    if trainer is not None and trainer.world_size > 1:
+        values, index = module.all_gather(values).flatten(0, 1), module.all_gather(index).flatten()
+    first: dict[int, int] = {}
+    for row, i in enumerate(index.tolist()):
+        first.setdefault(i, row)
+    order = sorted(first)
+    return values[torch.tensor([first[i] for i in order], dtype=torch.long, device=values.device)], order
+
+
 def collate(items: list[dict]) -> dict:
     batch = {"index": torch.tensor([item["index"] for item in items], dtype=torch.long)}
     if "images" in items[0]:
@@ -116,6 +131,7 @@ class CaptionDataModule(pl.LightningDataModule):
         self.datasets: dict[str, CaptionDataset] = {}
         self._reward_scorer = None
         self._feature_store = None
+        self._objects_by_name: dict | None = None
 
     def _ensure(self) -> None:
         """A folder that already holds a Karpathy file + meta.json is used as it is (a real dataset,
@@ -175,16 +191,16 @@ class CaptionDataModule(pl.LightningDataModule):
 
     def scene_objects(self, split: str) -> list[list[dict]] | None:
         """The ground-truth objects of each image of ``split`` when the caption file has them (the
-        built-in ``scenes`` does: ``objects`` per entry), else None. Read on demand; keyed by file name."""
-        import json
+        built-in ``scenes`` does: ``objects`` per entry), else None. The caption file is read for
+        them once, on the first call; keyed by file name."""
+        if self._objects_by_name is None:
+            import json
 
-        meta = read_meta(self.root) or {}
-        path = self.root / str(meta.get("file", ""))
-        if not path.is_file():
-            return None
-        entries = json.loads(path.read_text(encoding="utf-8")).get("images", [])
-        by_name = {e.get("filename"): e.get("objects") for e in entries if isinstance(e, dict)}
-        objects = [by_name.get(record.path.name) for record in self.split_records(split)]
+            meta = read_meta(self.root) or {}
+            path = self.root / str(meta.get("file", ""))
+            entries = json.loads(path.read_text(encoding="utf-8")).get("images", []) if path.is_file() else []
+            self._objects_by_name = {e.get("filename"): e.get("objects") for e in entries if isinstance(e, dict)}
+        objects = [self._objects_by_name.get(record.path.name) for record in self.split_records(split)]
         return None if any(o is None for o in objects) else objects
 
     def reward_scorer(self):

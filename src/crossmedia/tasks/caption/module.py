@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from crossmedia.data.karpathy import Vocabulary
 from crossmedia.nn.decoding import beam_search, decode, sequence_mask, tree_index
+from crossmedia.tasks.caption.data import gather_by_index, image_tensor
 from crossmedia.tasks.caption.models import GridEncoder, build_decoder
 from crossmedia.tasks.caption.rl import (nstep_advantage, policy_gradient_loss, prefix_rollouts, q_table,
                                          scst_advantage)
@@ -218,8 +219,6 @@ class CaptionModule(pl.LightningModule):
     def preprocess(self, images) -> dict:
         from PIL import Image
 
-        from crossmedia.tasks.caption.data import image_tensor
-
         if isinstance(images, torch.Tensor):
             return {"images": (images[None] if images.dim() == 3 else images).to(self.device)}
         items = [images] if isinstance(images, Image.Image) else list(images)
@@ -367,14 +366,8 @@ class CaptionModule(pl.LightningModule):
         seq = torch.cat(self._outputs["seq"]) if self._outputs["seq"] else torch.zeros(0, self.hparams.max_len + 1)
         index = torch.cat(self._outputs["index"]) if self._outputs["index"] else torch.zeros(0, dtype=torch.long)
         self._reset_outputs()
-        if self.trainer is not None and self.trainer.world_size > 1:
-            seq = self.all_gather(seq).flatten(0, 1)
-            index = self.all_gather(index).flatten()
-        captions: dict[int, str] = {}
-        for i, row in zip(index.tolist(), seq.long().tolist()):
-            captions.setdefault(i, self.vocabulary.decode(row))  # DistributedSampler pads with repeats
-        order = sorted(captions)
-        return [captions[i] for i in order], order
+        seq, order = gather_by_index(self, seq, index)
+        return [self.vocabulary.decode(row) for row in seq.long().tolist()], order
 
     def _reset_outputs(self) -> None:
         self._outputs = {"seq": [], "index": []}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from crossmedia.nn.decoding import decode, tree_index
+from crossmedia.nn.decoding import decode, sequence_mask, tree_index
 
 __all__ = ["scst_advantage", "nstep_advantage", "policy_gradient_loss", "prefix_rollouts", "q_table"]
 
@@ -71,8 +71,7 @@ def prefix_rollouts(decoder, ctx: tuple, seq: torch.Tensor, *, max_len: int, sam
     (M, max_len + 1), end token and padding 0).
     """
     rows_total, steps = seq.shape
-    lengths = (torch.cumsum((seq == eos).int(), 1) == 0).sum(1) + 1                       # tokens incl. the end
-    lengths = lengths.clamp_max(steps)
+    lengths = sequence_mask(seq, eos).sum(1)                                              # tokens incl. the end
     inputs = torch.cat([torch.full((rows_total, 1), bos, dtype=seq.dtype, device=seq.device), seq[:, :-1]], 1)
     state = decoder.init_state(ctx)
     states = [state]

@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from crossmedia.tasks.caption.data import gather_by_index
 from crossmedia.tasks.caption.models import GridEncoder
 
 __all__ = ["SceneTagger", "scene_tags", "tag_targets"]
@@ -87,7 +88,9 @@ class SceneTagger(pl.LightningModule):
 
     def configure_model(self) -> None:
         if self.head is None:
-            self._build(scene_tags(self._objects("train")))
+            objects = self._objects("train")
+            self._build(scene_tags(objects))
+            self._targets["train"] = tag_targets(objects, self.tags)
 
     def _split_targets(self, split: str) -> torch.Tensor:
         if split not in self._targets:
@@ -124,20 +127,16 @@ class SceneTagger(pl.LightningModule):
         self._outputs["logits"].append(self(batch["images"]).float())
         self._outputs["index"].append(batch["index"])
 
-    validation_step = test_step = lambda self, batch, batch_idx: self._collect(batch)  # noqa: E731
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._collect(batch)
+
+    test_step = validation_step
 
     def _scores(self, split: str) -> dict[str, float]:
         logits, index = torch.cat(self._outputs["logits"]), torch.cat(self._outputs["index"])
         self._reset_outputs()
-        if self.trainer is not None and self.trainer.world_size > 1:
-            logits, index = self.all_gather(logits).flatten(0, 1), self.all_gather(index).flatten()
-        first = {}
-        for row, i in enumerate(index.tolist()):
-            first.setdefault(i, row)  # DistributedSampler pads with repeats
-        rows = torch.tensor([first[i] for i in sorted(first)], device=logits.device)
-        logits = logits[rows].cpu()
-        targets = self._split_targets(split)[sorted(first)]
-        return tag_scores(logits, targets, self.tags)
+        logits, order = gather_by_index(self, logits, index)
+        return tag_scores(logits.cpu(), self._split_targets(split)[order], self.tags)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
