@@ -27,6 +27,16 @@ def one_thread():
 
 
 @pytest.fixture
+def stub_trainer():
+    """``stub_trainer(fn, datamodule=None)``: the little of a Trainer that ``configure_model`` and the
+    evaluation hooks read (``state.fn``, ``datamodule``, ``world_size``, ``sanity_checking``)."""
+    def make(fn, datamodule=None):
+        return types.SimpleNamespace(state=types.SimpleNamespace(fn=fn), datamodule=datamodule, world_size=1,
+                                     sanity_checking=False)
+    return make
+
+
+@pytest.fixture
 def descend():
     """``descend(loss_of_step, optimizer, steps)``: that many optimizer steps; returns the losses."""
     def run(loss_of_step, optimizer, steps):

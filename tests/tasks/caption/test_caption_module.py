@@ -116,10 +116,8 @@ def test_init_from_safetensors_and_checkpoint(tmp_path):
         missing.configure_model()
 
 
-def test_init_from_is_only_applied_when_fitting(tmp_path):
+def test_init_from_is_only_applied_when_fitting(tmp_path, stub_trainer):
     """A trained RL entry keeps its own weights when evaluated: init_from names where fit starts."""
-    import types
-
     from crossmedia.core.checkpoint_io import save_weights
 
     save_weights({k: v.clone() for k, v in _toy_model().state_dict().items()}, tmp_path / "xe.safetensors")
@@ -127,7 +125,7 @@ def test_init_from_is_only_applied_when_fitting(tmp_path):
     trained = CaptionModule(vocab=VOCAB, feature_dim=8, dim=32, dropout=0.0, max_len=6,
                             init_from=str(tmp_path / "xe.safetensors"))
     before = {k: v.clone() for k, v in trained.state_dict().items()}
-    trained._trainer = types.SimpleNamespace(state=types.SimpleNamespace(fn="test"), datamodule=None)
+    trained._trainer = stub_trainer("test")
     trained.configure_model()
     assert all(torch.equal(trained.state_dict()[k], v) for k, v in before.items())
     trained._trainer.state.fn = "fit"

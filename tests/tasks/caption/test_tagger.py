@@ -42,13 +42,12 @@ def test_tag_scores_by_hand():
     assert scores["mAP"] == pytest.approx((1 + 1 + (0.5 + 0.5 * 2 / 3) + 1 + 1) / 5)
 
 
-def _trainer(fn: str, objects):
-    datamodule = types.SimpleNamespace(scene_objects=lambda split: objects)
-    return types.SimpleNamespace(state=types.SimpleNamespace(fn=fn), datamodule=datamodule, world_size=1,
-                                 sanity_checking=False)
+def _with_objects(objects):
+    """A data module stand-in that only knows each image's ground-truth objects (or has none)."""
+    return types.SimpleNamespace(scene_objects=lambda split: objects)
 
 
-def test_tagger_learns_which_shapes_are_present(one_thread, descend):
+def test_tagger_learns_which_shapes_are_present(one_thread, descend, stub_trainer):
     """Tiny images with one bright object: a square or a plus in some cell; the tagger must tell them apart."""
     g = torch.Generator().manual_seed(0)
     images, objects = [], []
@@ -66,7 +65,7 @@ def test_tagger_learns_which_shapes_are_present(one_thread, descend):
     images = torch.stack(images)
     torch.manual_seed(0)
     tagger = SceneTagger(backbone="resnet18", stage=2, lr=3e-3)
-    tagger._trainer = _trainer("fit", objects)
+    tagger._trainer = stub_trainer("fit", _with_objects(objects))
     tagger.configure_model()
     assert tagger.tags == ["cross", "square", "white", "white cross", "white square"]
     tagger.log = lambda *a, **k: None
@@ -80,14 +79,14 @@ def test_tagger_learns_which_shapes_are_present(one_thread, descend):
     assert tagger.tag(images[:2]) == [["cross", "white", "white cross"], ["square", "white", "white square"]]
 
 
-def test_tagger_without_ground_truth_says_what_to_do():
+def test_tagger_without_ground_truth_says_what_to_do(stub_trainer):
     tagger = SceneTagger(backbone="resnet18")
-    tagger._trainer = _trainer("fit", None)
+    tagger._trainer = stub_trainer("fit", _with_objects(None))
     with pytest.raises(ValueError, match="objects.*pretrained: true"):
         tagger.configure_model()
 
 
-def test_captioner_starts_its_encoder_from_a_tagger(tmp_path):
+def test_captioner_starts_its_encoder_from_a_tagger(tmp_path, stub_trainer):
     torch.manual_seed(0)
     tagger = SceneTagger(tags=["circle", "red", "red circle"], backbone="resnet18", stage=2)
     save_weights({k: v.clone() for k, v in tagger.state_dict().items()}, tmp_path / "tagger.safetensors")
@@ -95,10 +94,10 @@ def test_captioner_starts_its_encoder_from_a_tagger(tmp_path):
     model = CaptionModule(vocab=VOCAB, backbone="resnet18", stage=2, dim=16, encoder_from=str(tmp_path / "tagger.safetensors"))
     decoder_before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
     assert not torch.equal(model.encoder.net.conv1.weight, tagger.encoder.net.conv1.weight)
-    model._trainer = _trainer("test", None)
+    model._trainer = stub_trainer("test", _with_objects(None))
     model.configure_model()  # evaluating a trained model keeps its weights
     assert not torch.equal(model.encoder.net.conv1.weight, tagger.encoder.net.conv1.weight)
-    model._trainer = _trainer("fit", None)
+    model._trainer = stub_trainer("fit", _with_objects(None))
     model.configure_model()
     for key, value in tagger.encoder.state_dict().items():
         assert torch.equal(model.encoder.state_dict()[key], value), key
