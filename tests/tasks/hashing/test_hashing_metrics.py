@@ -140,6 +140,7 @@ def reference(q, ql, db, dl, top_k):
     (1, 33, 500, 8, 5, 50),
     (2, 25, 400, 16, 3, 7),
     (3, 17, 250, 12, 70, 400),  # 70 classes: labels span two 63-bit words
+    (4, 21, 300, 100, 5, 30),   # 100 bits: codes span two 64-bit words in the CPU kernel
 ])
 def test_functional_matches_brute_force(seed, nq, ndb, bits, classes, top_k):
     g = torch.Generator().manual_seed(seed)
@@ -231,3 +232,36 @@ def test_bf16_and_float32_distance_paths_agree(monkeypatch, bits):
     assert torch.equal(results[0], results[1])
     expected = (q[:, None, :] != db[None, :, :]).sum(-1) + torch.arange(50)[:, None] * (bits + 1)
     assert torch.equal(results[0], expected.int())
+
+
+@pytest.mark.parametrize("bits,k", [(6, 1), (6, 300), (64, 17), (70, 45), (130, 300)])
+def test_cpu_kernel_and_torch_ranking_agree(bits, k):
+    """The CPU kernel and the PyTorch path (what GPUs run) rank identically, ties by index."""
+    from crossmedia.tasks.hashing import kernels, metrics
+
+    g = torch.Generator().manual_seed(bits + k)
+    q = torch.where(torch.rand(23, bits, generator=g) < 0.5, -1.0, 1.0)
+    db = torch.where(torch.rand(300, bits, generator=g) < 0.5, -1.0, 1.0)
+    db[150:] = db[:150]  # every distance tied at least twice
+    torch_order = metrics._nearest(metrics._flat_distances(q, db.T.contiguous()), bits, k)
+    db_bits_t = np.ascontiguousarray(kernels.pack_bits(db.numpy()).T)
+    for threads in (1, 2):
+        order = kernels.nearest(kernels.pack_bits(q.numpy()), db_bits_t, bits, k, threads)
+        np.testing.assert_array_equal(order, torch_order.numpy())
+    distance = (q[:, None, :] != db[None, :, :]).sum(-1)  # (23, 300) by hand
+    ranked = distance.gather(1, torch.from_numpy(order))
+    assert (ranked[:, 1:] >= ranked[:, :-1]).all()
+    ties = ranked[:, 1:] == ranked[:, :-1]
+    assert (torch.from_numpy(order)[:, 1:] > torch.from_numpy(order)[:, :-1])[ties].all()
+
+
+def test_pack_bits_popcount_is_the_hamming_distance():
+    from crossmedia.tasks.hashing import kernels
+
+    signs = np.array([[1, -1, 1] + [-1] * 66, [-1, -1, 1] + [1] * 66], dtype=np.float32)  # 69 bits
+    packed = kernels.pack_bits(signs)
+    assert packed.shape == (2, 2) and packed.dtype == np.uint64
+    assert packed[0, 0] == 0b101 and packed[0, 1] == 0  # bit b set where the sign is +1
+    assert sum(bin(int(a ^ b)).count("1") for a, b in zip(*packed)) == 1 + 66
+    with pytest.raises(ValueError, match="65535"):
+        kernels.nearest(packed, packed.T.copy(), 2**16, 1, 1)
