@@ -175,11 +175,13 @@ def _ranked(q: Tensor, db: Tensor, k: int, chunk_size: int | None) -> Iterator[t
     if q.device.type == "cpu":
         from crossmedia.tasks.hashing import kernels  # numba: imported (and compiled) on first use
 
+        threads = torch.get_num_threads()
         q_bits = kernels.pack_bits(q.numpy())  # (Q, W)
         db_bits_t = np.ascontiguousarray(kernels.pack_bits(db.numpy()).T)  # (W, N)
+        if chunk_size is None:  # enough queries per chunk for every thread, even for mAP@all
+            chunk_size = max(threads, _CHUNK_ELEMENTS // k)
         for rows in _chunks(len(q), k, chunk_size):
-            yield rows, torch.from_numpy(kernels.nearest(q_bits[rows], db_bits_t, bits, k,
-                                                         torch.get_num_threads()))
+            yield rows, torch.from_numpy(kernels.nearest(q_bits[rows], db_bits_t, bits, k, threads))
         return
     db_t = db.T.contiguous()  # (K, N)
     for rows in _chunks(len(q), len(db), chunk_size, _exact_rows(bits)):
