@@ -37,7 +37,7 @@ __all__ = [
     "HammingPRCurve",
 ]
 
-_CHUNK_ELEMENTS = 2**20  # default bound on chunk_size × N (about 1M elements)
+_CHUNK_ELEMENTS = 2**20  # default bound on a chunk's elements (about 1M)
 
 
 # helpers
@@ -197,7 +197,6 @@ def _ranked_relevance(q: Tensor, ql: Tensor, db: Tensor, dl: Tensor, k: int,
     Yields:
         (c, k) bool tensors, one per chunk.
     """
-    bits = db.shape[1]
     q_sets, db_sets = _pack_labels(ql), _pack_labels(dl)  # (Q, W), (N, W) or (Q,), (N,)
     for rows, order in _ranked(q, db, k, chunk_size):  # (c, k)
         if q_sets.ndim == 1:
@@ -242,7 +241,8 @@ def mean_average_precision(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, 
         db_codes: (N, K) database codes.
         db_labels: (N, C) multi-hot, or (N,) class indices.
         top_k: K; ``None`` ranks the whole database (mAP@all); values above N mean N.
-        chunk_size: queries per chunk; ``None`` keeps chunk_size × N near 1M elements.
+        chunk_size: queries per chunk; ``None`` keeps a chunk near 1M elements (c × k on the CPU,
+            c × N elsewhere).
 
     Returns:
         scalar float32 tensor on the device of ``q_codes``.
