@@ -46,7 +46,8 @@ def _popcount(x):
 
 
 @njit(parallel=True, cache=True)
-def _nearest(q, db_t, bits, k, blocks):  # pragma: no cover - compiled; tested through nearest()
+def _nearest(q, db_t, bits, k, blocks):
+    """The kernel of :func:`nearest`; queries split into ``blocks`` contiguous runs, one per thread."""
     num_q, words = q.shape
     n = db_t.shape[1]
     out = np.empty((num_q, k), dtype=np.int64)
