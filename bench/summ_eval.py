@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np

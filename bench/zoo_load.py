@@ -4,16 +4,16 @@ Each is timed in fresh Python processes (median of a few runs, baseline and subj
 interleaved so machine load hits both alike). Ends with ``ratio: <load time / import-torch time>``
 (goal ≤ 2.5: heavy imports stay lazy).
 
-It also times two floors, fresh processes that only import what a ``zoo.load`` result needs by
-design: ``import torch, pytorch_lightning`` (DESIGN.md: zoo.load returns a LightningModule) and
-that plus timm (csq's backbone is a timm model). On our 2-core machine the Lightning floor alone
-is 3.3-3.5x ``import torch``: Lightning imports torchmetrics, whose package import loads every
-functional metric and with them torchvision (which imports torch._dynamo), transformers and
-scipy.signal. So the 2.5 goal cannot be met while ``zoo.load`` returns LightningModules; the
-floor lines show how much of the load time is ours (on the zoo.load line of the report).
-The ``import torch, timm`` line is what even a plain ``nn.Module`` contract would start from:
-2.3-2.5x here before any weights are read (timm imports torchvision, which imports
-torch._dynamo), so with a timm backbone, as the hashing issue asks, the goal is out of reach
+It also times three floors, fresh processes that only import what a ``zoo.load`` result needs
+by design: ``import torch, pytorch_lightning`` (DESIGN.md: zoo.load returns a LightningModule),
+that plus timm (csq's backbone is a timm model), and ``import torch, timm`` alone. On our 2-core
+machine the Lightning floor alone is 3.3-3.6x ``import torch``: Lightning imports torchmetrics,
+whose package import loads every functional metric and with them torchvision (which imports
+torch._dynamo), transformers and scipy.signal. So the 2.5 goal cannot be met while ``zoo.load``
+returns LightningModules; the floor lines show how much of the load time is ours (on the
+zoo.load line of the report). The ``import torch, timm`` line is what even a plain
+``nn.Module`` contract would start from: 2.3-2.5x here before any weights are read (timm imports
+torchvision too), so with a timm backbone, as the hashing issue asks, the goal is out of reach
 whatever ``zoo.load`` returns.
 """
 from __future__ import annotations
@@ -44,20 +44,18 @@ def cold_start(code: str) -> float:
 
 def main(repeats: int = 5) -> None:
     cold_start(SUBJECT)  # warm the OS file cache once, as a user's second run would be
-    base, timm, lightning, floor, subject = [], [], [], [], []
+    runs = {code: [] for code in (BASELINE, TIMM, LIGHTNING, FLOOR, SUBJECT)}
     for _ in range(repeats):
-        base.append(cold_start(BASELINE))
-        timm.append(cold_start(TIMM))
-        lightning.append(cold_start(LIGHTNING))
-        floor.append(cold_start(FLOOR))
-        subject.append(cold_start(SUBJECT))
-    b, t, l, f, s = (statistics.median(t) for t in (base, timm, lightning, floor, subject))
+        for code, times in runs.items():
+            times.append(cold_start(code))
+    b, t, l, f, s = (statistics.median(times) for times in runs.values())
     print(f"import torch:                  {b:.2f} s (median of {repeats})")
     print(f"import torch, timm:            {t:.2f} s (floor ratio {t / b:.2f})")
     print(f"import torch, lightning:       {l:.2f} s (floor ratio {l / b:.2f})")
     print(f"import torch, lightning, timm: {f:.2f} s (floor ratio {f / b:.2f})")
     print(f"zoo.load('csq') + forward:     {s:.2f} s (ours above the floor: {s - f:+.2f} s)")
     print(f"ratio: {s / b:.2f}")
+
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ in which case relevant means "same class".
 Queries are processed in chunks, so memory stays bounded for any number of queries. Ranking
 sorts no full row: distances are small integers, so a per-query histogram gives where each
 distance's items start (a counting sort). On the CPU a fused numba kernel (:mod:`.kernels`) does
-this per query on bit-packed codes (popcount distances, histogram, one placing scan; 34-41x the
+this per query on bit-packed codes (popcount distances, histogram, one placing scan; 28-41x the
 per-query NumPy loop on 2 cores in ``bench/hashing_map.py``); on GPUs, PyTorch ops do it per chunk:
 one matrix product for the distances, one ``bincount`` for the histograms, and one stable sort of
 only the items within each query's top-K radius (``_nearest``).
