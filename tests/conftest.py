@@ -28,11 +28,12 @@ def one_thread():
 
 @pytest.fixture
 def stub_trainer():
-    """``stub_trainer(fn, datamodule=None)``: the little of a Trainer that ``configure_model`` and the
-    evaluation hooks read (``state.fn``, ``datamodule``, ``world_size``, ``sanity_checking``)."""
-    def make(fn, datamodule=None):
-        return types.SimpleNamespace(state=types.SimpleNamespace(fn=fn), datamodule=datamodule, world_size=1,
-                                     sanity_checking=False)
+    """``stub_trainer(fn, datamodule=None, **more)``: the little of a Trainer that ``configure_model``,
+    ``setup`` and the evaluation hooks read (``state.fn``, ``datamodule``, ``world_size``,
+    ``sanity_checking``); ``more`` sets or overrides attributes (``current_epoch``, ``strategy``, ...)."""
+    def make(fn, datamodule=None, **more):
+        return types.SimpleNamespace(**{"state": types.SimpleNamespace(fn=fn), "datamodule": datamodule,
+                                        "world_size": 1, "sanity_checking": False, **more})
     return make
 
 

@@ -133,26 +133,23 @@ def test_init_from_is_only_applied_when_fitting(tmp_path, stub_trainer):
     assert not all(torch.equal(trained.state_dict()[k], v) for k, v in before.items())
 
 
-def test_scheduled_sampling_schedule_and_xe_step_with_it():
-    import types
-
+def test_scheduled_sampling_schedule_and_xe_step_with_it(stub_trainer):
     model = _toy_model(ss_start=2, ss_every=3, ss_increase=0.1, ss_max=0.25, label_smoothing=0.1)
     expected = {0: 0.0, 1: 0.0, 2: 0.1, 4: 0.1, 5: 0.2, 7: 0.2, 8: 0.25, 30: 0.25}
     for epoch, prob in expected.items():
-        model._trainer = types.SimpleNamespace(current_epoch=epoch, state=types.SimpleNamespace(fn="fit"))
+        model._trainer = stub_trainer("fit", current_epoch=epoch)
         assert model.scheduled_sampling_prob() == pytest.approx(prob), epoch
     torch.manual_seed(0)
     loss = model._xe_loss(_batch(with_captions=True))  # at ss = 0.25 some inputs are the model's own samples
     assert torch.isfinite(loss) and loss.item() > 0
 
 
-def test_ddp_stage_switch_with_a_frozen_encoder_asks_for_unused_parameter_detection():
+def test_ddp_stage_switch_with_a_frozen_encoder_asks_for_unused_parameter_detection(stub_trainer):
     import types
 
     model = CaptionModule(vocab=VOCAB, backbone="resnet10t", dim=32, rl_start_epoch=3)
     strategy = types.SimpleNamespace(_ddp_kwargs={})
-    model._trainer = types.SimpleNamespace(world_size=2, strategy=strategy, state=types.SimpleNamespace(fn="fit"),
-                                           datamodule=None)
+    model._trainer = stub_trainer("fit", world_size=2, strategy=strategy)
     with pytest.raises(ValueError, match="ddp_find_unused_parameters_true"):
         model.setup("fit")
     strategy._ddp_kwargs["find_unused_parameters"] = True
