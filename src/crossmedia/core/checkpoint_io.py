@@ -18,6 +18,7 @@ __all__ = [
     "check_safetensors_header",
     "load_weights",
     "save_weights",
+    "read_lightning_checkpoint",
 ]
 
 _PICKLE_HINT = (
@@ -89,3 +90,17 @@ def save_weights(state_dict: dict, path: str | Path, *, metadata: dict | None = 
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)  # safetensors writes 0600; zoo weights are meant to be shared
     return sha256_file(path)
+
+
+def read_lightning_checkpoint(path: str | Path) -> dict:
+    """Read a Lightning ``.ckpt`` the user trained *themselves* (the one ``torch.load`` we allow).
+
+    ``weights_only=True`` keeps torch's restricted unpickler in charge even here: tensors and
+    plain containers only, no code.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location="cpu", weights_only=True)
