@@ -22,17 +22,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from crossmedia.nn.masking import masked_mean
+
+# masked_mean is re-exported while caption/models.py still imports it from here
 __all__ = ["XLinearAttention", "XLinearRefiner", "masked_mean"]
 
 CELU_ALPHA = 1.3
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
-    """Mean of ``x`` over ``dim`` counting only positions where ``mask`` (broadcastable, bool) is True."""
-    if mask is None:
-        return x.mean(dim)
-    weight = mask.to(x.dtype)
-    return (x * weight).sum(dim) / weight.sum(dim).clamp_min(1.0)
 
 
 def _projection(in_dim: int, out_dim: int, heads: int) -> nn.Sequential:
