@@ -1,5 +1,6 @@
 """Hash centers (CSQ, Yuan 2020): distances, bounds, the dispatcher and multi-label targets."""
 import math
+import warnings
 
 import pytest
 import torch
@@ -60,10 +61,53 @@ def test_hadamard_rejects_bad_sizes():
 # random centers
 
 def test_default_min_distance_values():
-    # max(1, floor(K/2 − 2·sqrt(K)))
-    assert [default_min_distance(k) for k in (12, 16, 48, 64, 100, 256)] == [1, 1, 10, 16, 30, 96]
+    # max(floor(K/4) + 1, floor(K/2 − 2·sqrt(K))): DeepHash's min > K/4, or 4 sigma below K/2 for long codes
+    assert [default_min_distance(k) for k in (12, 16, 32, 48, 64, 100, 256)] == [4, 5, 9, 13, 17, 30, 96]
     for k in range(1, 300):
-        assert default_min_distance(k) == max(1, math.floor(k / 2 - 2 * math.sqrt(k)))
+        assert default_min_distance(k) > k / 4
+        assert default_min_distance(k) == max(k // 4 + 1, math.floor(k / 2 - 2 * math.sqrt(k)))
+
+
+def _distances(centers: torch.Tensor) -> torch.Tensor:
+    """The C(C−1)/2 pairwise Hamming distances, i < j."""
+    d = pairwise(centers)
+    i, j = torch.triu_indices(len(centers), len(centers), 1)
+    return d[i, j].double()
+
+
+# (C, K) -> the min distance the floor rule reaches where min > K/4 cannot be met (16 bits hold
+# about 60 balanced centers more than 4 bits apart); None: the default bound, > K/4, holds
+FLOOR = {(100, 16): 4, (200, 16): 4, (1000, 16): 2}
+
+
+@pytest.mark.parametrize("bits", [16, 32, 64])
+@pytest.mark.parametrize("num_classes", [100, 200, 1000])
+def test_random_centers_meet_min_above_quarter_and_mean_at_least_half(num_classes, bits):
+    """DeepHash's CSQ conditions on random centers: min pairwise distance > K/4, mean ≥ K/2."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        centers = random_centers(num_classes, bits, seed=0)
+    distances = _distances(centers)
+    assert distances.mean() >= bits / 2, distances.mean()
+    floor = FLOOR.get((num_classes, bits))
+    if floor is None:
+        assert distances.min() > bits / 4 and distances.min() >= default_min_distance(bits)
+        assert not caught
+    else:
+        assert distances.min() == floor
+        [warning] = caught  # the lowered bound is said, not silent
+        assert f"are ≥ {floor} apart" in str(warning.message)
+
+
+def test_random_centers_redraw_reaches_the_mean_that_one_greedy_pass_misses():
+    """Seed 0 at C = 200, K = 64: the first greedy pass averages below 32; the redraw does not."""
+    from crossmedia.tasks.hashing.centers import _greedy_centers
+
+    first = _greedy_centers(200, 64, default_min_distance(64), torch.Generator().manual_seed(0), 10_000)
+    centers = random_centers(200, 64, seed=0)
+    assert _distances(first).mean() < 32 <= _distances(centers).mean()
+    assert _distances(centers).min() >= 18
+    assert torch.equal(centers, random_centers(200, 64, seed=0))  # seed-stable
 
 
 @pytest.mark.parametrize("num_classes,bits", [(10, 48), (100, 48), (300, 64), (200, 100), (50, 33), (30, 12)])
@@ -71,10 +115,11 @@ def test_random_centers_meet_the_default_bound_and_are_balanced(num_classes, bit
     centers = random_centers(num_classes, bits, seed=3)
     assert centers.shape == (num_classes, bits)
     assert min_hamming_distance(centers) >= default_min_distance(bits)
+    assert _distances(centers).mean() >= bits / 2
     d = pairwise(centers)
     assert int(d[~torch.eye(num_classes, dtype=torch.bool)].min()) == min_hamming_distance(centers)
     ones = (centers == 1).sum(dim=1)
-    assert (ones == bits - bits // 2).all()  # exactly K/2 (+1)s, (K+1)/2 when K is odd
+    assert ((ones == bits // 2) | (ones == bits - bits // 2)).all()  # K/2 (+1)s; (K±1)/2 when K is odd
     assert ((centers == 1) | (centers == -1)).all()
 
 
@@ -88,6 +133,9 @@ def test_random_centers_explicit_bound_seed_and_errors():
         random_centers(100, 8, min_distance=6, max_tries=50)
     with pytest.raises(ValueError, match="exceeds bits"):
         random_centers(3, 8, min_distance=9)
+    # the default bound is lowered down to 1 at most: 71 distinct balanced 8-bit codes do not exist
+    with pytest.raises(ValueError, match=r"num_classes=71.*min_distance=1"):
+        random_centers(71, 8, max_tries=200)
 
 
 # the dispatcher

@@ -13,6 +13,7 @@ two ±1 vectors is (K − a·b) / 2.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import Tensor
@@ -84,67 +85,45 @@ def hadamard_centers(num_classes: int, bits: int) -> Tensor:
 
 
 def default_min_distance(bits: int) -> int:
-    """The minimum pairwise Hamming distance random centers must meet by default.
+    """The minimum pairwise Hamming distance :func:`random_centers` aims for by default.
 
-    ``max(1, floor(K/2 − 2·sqrt(K)))``: four standard deviations below the mean. The distance
-    of two independent random balanced codes has mean K/2 and standard deviation about sqrt(K)/2
-    (binomial for Bernoulli codes, slightly less for balanced ones), so a single pair misses the
-    bound with probability ≈ 3·10⁻⁵ and the greedy sampler of :func:`random_centers` meets it in
-    a few draws per center even for a thousand classes, while the bound still keeps centers
-    clearly apart (K = 48: 10, K = 64: 16, K = 100: 30, K = 256: 96). It is clipped at 1
-    (distinct centers) for short codes, where the 4-sigma bound would be ≤ 0.
+    ``max(floor(K/4) + 1, floor(K/2 − 2·sqrt(K)))``:
+
+    * ``floor(K/4) + 1`` is DeepHash-pytorch's CSQ condition, min > K/4 (the official notebook
+      asks min ≥ 20 at 64 bits, between K/4 and K/3);
+    * ``K/2 − 2·sqrt(K)`` is four standard deviations below the mean distance of two random
+      balanced codes (mean K/2, std ≈ sqrt(K)/2). It is the larger one from K = 75 bits on, and
+      keeps long codes clearly apart (K = 100: 30, K = 256: 96) at a few draws per center.
+
+    Values: K = 16: 5, 32: 9, 48: 13, 64: 17, 100: 30, 256: 96. Balanced codes of even length are
+    an even number of bits apart, so a bound of 17 means 18 in practice.
     """
     if int(bits) != bits or bits < 1:
         raise ValueError(f"bits must be a positive integer, got {bits!r}")
-    return max(1, math.floor(bits / 2 - 2 * math.sqrt(bits)))
+    return max(bits // 4 + 1, math.floor(bits / 2 - 2 * math.sqrt(bits)))
 
 
-def random_centers(num_classes: int, bits: int, *, min_distance: int | None = None, seed: int = 0,
-                   max_tries: int = 10_000) -> Tensor:
-    """Random balanced hash centers, every pair at least ``min_distance`` bits apart.
+def _greedy_centers(num_classes: int, bits: int, bound: int, generator: torch.Generator,
+                    max_tries: int) -> Tensor | None:
+    """One greedy pass: center k is the first draw at distance ≥ ``bound`` from centers 0..k−1.
 
-    The paper samples each bit of a center from Bernoulli(0.5); like the official code we sample
-    *balanced* centers instead: each center has exactly floor(K/2) bits at −1 (so exactly K/2 at
-    +1 when K is even, (K+1)/2 when K is odd), placed uniformly at random. Balanced centers are
-    Bernoulli(0.5) per bit marginally, and every bit of every center is equally informative.
-
-    Centers are drawn greedily: center k is accepted when its distance to every center accepted
-    before it is ≥ ``min_distance``; a rejected center is redrawn, up to ``max_tries`` draws per
-    center. Draws come from a ``torch.Generator`` seeded with ``seed``, so the result is a pure
-    function of (num_classes, bits, min_distance, seed).
-
-    Args:
-        num_classes: C, the number of centers.
-        bits: K, the code length (any positive integer).
-        min_distance: the bound; ``None`` means :func:`default_min_distance` (bits).
-        seed: seed of the generator.
-        max_tries: draws allowed per center before giving up.
-
-    Returns:
-        float tensor of ±1, shape (C, K).
-
-    Raises:
-        ValueError: when the bound cannot be met within ``max_tries`` draws (or exceeds K).
+    Every center is balanced: floor(K/2) or ceil(K/2) of its bits are −1 (a coin flip decides for
+    odd K, so that every bit is ±1 with probability 1/2), placed uniformly at random. Returns
+    None when some center needs more than ``max_tries`` draws.
     """
-    _check_sizes(num_classes, bits)
-    bound = default_min_distance(bits) if min_distance is None else int(min_distance)
-    if bound > bits:
-        raise ValueError(f"random_centers: min_distance={bound} exceeds bits={bits}; "
-                         f"no two {bits}-bit codes are that far apart")
-    if max_tries < 1:
-        raise ValueError(f"max_tries must be ≥ 1, got {max_tries}")
-    generator = torch.Generator().manual_seed(seed)
     draws_per_round = 64
     centers = torch.empty(0, bits)
-    for k in range(num_classes):
-        tries = 0
-        accepted = None
+    for _ in range(num_classes):
+        tries, accepted = 0, None
         while accepted is None and tries < max_tries:
             n = min(draws_per_round, max_tries - tries)
             tries += n
-            # a uniform random permutation per row; its floor(K/2) smallest entries mark the −1 bits
+            negatives = torch.full((n, 1), bits // 2)  # (n, 1)
+            if bits % 2:
+                negatives += torch.randint(0, 2, (n, 1), generator=generator)
+            # a uniform random permutation per row; its `negatives` smallest entries mark the −1 bits
             perm = torch.rand(n, bits, generator=generator).argsort(dim=1)  # (n, K)
-            candidates = torch.where(perm < bits // 2, -1.0, 1.0)  # (n, K)
+            candidates = torch.where(perm < negatives, -1.0, 1.0)  # (n, K)
             if len(centers) == 0:
                 accepted = candidates[0]
                 break
@@ -153,10 +132,87 @@ def random_centers(num_classes: int, bits: int, *, min_distance: int | None = No
             if len(ok):
                 accepted = candidates[ok[0, 0]]
         if accepted is None:
-            raise ValueError(f"random_centers could not place center {k} of num_classes={num_classes} "
-                             f"with bits={bits} at Hamming distance ≥ min_distance={bound} from the "
-                             f"others in max_tries={max_tries} draws; lower min_distance or use more bits")
+            return None
         centers = torch.cat([centers, accepted[None]])  # (k+1, K)
+    return centers
+
+
+def _mean_at_least_half(centers: Tensor) -> bool:
+    """Whether the mean pairwise Hamming distance of ±1 rows is ≥ K/2, in exact integers.
+
+    With S = Σ_i c_i (column sums), Σ_{i<j} c_i·c_j = (‖S‖² − CK)/2, so the mean distance is
+    K/2 − (‖S‖² − CK) / (2C(C − 1)): it reaches K/2 exactly when ‖S‖² ≤ CK.
+    """
+    num_classes, bits = centers.shape
+    column_sums = centers.long().sum(dim=0)  # (K,)
+    return int((column_sums ** 2).sum()) <= num_classes * bits
+
+
+def random_centers(num_classes: int, bits: int, *, min_distance: int | None = None, seed: int = 0,
+                   max_tries: int = 10_000, max_rounds: int = 100) -> Tensor:
+    """Random balanced hash centers: min pairwise distance ≥ the bound AND mean ≥ K/2.
+
+    The paper samples each bit from Bernoulli(0.5) and asks the centers to be, on average, at
+    least K/2 apart; DeepHash-pytorch's CSQ redraws the whole set until min > K/4 and
+    mean ≥ K/2, the official notebook until min ≥ 20 and mean ≥ 32 at 64 bits. We follow
+    DeepHash's rule (with :func:`default_min_distance`, which is stricter for K ≥ 64):
+
+    1. a greedy pass draws balanced centers (K/2 bits at −1; see :func:`_greedy_centers`) and
+       accepts center k only at distance ≥ the bound from the ones before it;
+    2. the whole set is redrawn (the same generator, going on) until its mean pairwise distance
+       is ≥ K/2, at most ``max_rounds`` times; about half the draws pass, since random centers
+       average exactly K/2.
+
+    The floor rule: when the default bound cannot be met (short codes, many classes: 16 bits hold
+    about 60 centers more than K/4 apart), it is lowered one bit at a time, each try restarting
+    from ``seed``, and a warning names the bound reached (16 bits: 4 for 100 or 200 classes, 2
+    for 1000). An explicit ``min_distance`` is never lowered. The result is a pure function of
+    (num_classes, bits, min_distance, seed).
+
+    Args:
+        num_classes: C, the number of centers.
+        bits: K, the code length (any positive integer).
+        min_distance: the bound; ``None`` means :func:`default_min_distance` (bits) with the floor rule.
+        seed: seed of the generator.
+        max_tries: draws allowed per center before a pass gives up.
+        max_rounds: whole-set draws allowed to reach the mean K/2.
+
+    Returns:
+        float tensor of ±1, shape (C, K).
+
+    Raises:
+        ValueError: when the bound (an explicit one, or 1) or the mean cannot be met.
+    """
+    _check_sizes(num_classes, bits)
+    explicit = min_distance is not None
+    bound = int(min_distance) if explicit else default_min_distance(bits)
+    if bound > bits:
+        raise ValueError(f"random_centers: min_distance={bound} exceeds bits={bits}; "
+                         f"no two {bits}-bit codes are that far apart")
+    if max_tries < 1 or max_rounds < 1:
+        raise ValueError(f"max_tries and max_rounds must be ≥ 1, got {max_tries} and {max_rounds}")
+    target = bound
+    while True:
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(max_rounds):
+            centers = _greedy_centers(num_classes, bits, bound, generator, max_tries)
+            if centers is None or num_classes < 2 or _mean_at_least_half(centers):
+                break
+        else:
+            raise ValueError(f"random_centers: no draw of {num_classes} centers of {bits} bits (seed={seed}) "
+                             f"reached the mean pairwise distance K/2 = {bits / 2} in max_rounds={max_rounds}; "
+                             f"raise max_rounds")
+        if centers is not None:
+            break
+        if explicit or bound <= 1:
+            raise ValueError(f"random_centers could not place num_classes={num_classes} centers with "
+                             f"bits={bits} at Hamming distance ≥ min_distance={bound} from each other in "
+                             f"max_tries={max_tries} draws per center; lower min_distance or use more bits")
+        bound -= 1
+    if bound < target:
+        warnings.warn(f"random_centers: {num_classes} centers of {bits} bits cannot all be ≥ {target} bits "
+                      f"apart (more than K/4); they are ≥ {bound} apart. Use more bits to separate them further",
+                      stacklevel=2)
     return centers
 
 
@@ -165,7 +221,7 @@ def hash_centers(num_classes: int, bits: int, *, seed: int = 0) -> Tensor:
 
     - K a power of two and C ≤ 2K: Hadamard rows (:func:`hadamard_centers`: H_K, or [H_K; −H_K]);
     - otherwise (always when K is not a power of two): :func:`random_centers` with its default
-      bound and the given ``seed``.
+      bound (min > K/4, mean ≥ K/2, see there) and the given ``seed``.
 
     Returns:
         float tensor of ±1, shape (C, K).
