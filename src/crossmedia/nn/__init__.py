@@ -1,0 +1,12 @@
+"""Layers and losses shared by more than one task; this floor imports nothing else of ours.
+
+- :mod:`.masking`: padding masks and the masked mean of (B, T, D) sequences.
+- :mod:`.decoding`: greedy, sampled and beam-search decoding for any step function.
+- :mod:`.xlinear`: X-Linear attention and X-LAN's refiner (Pan et al. 2020).
+- :mod:`.gan_losses`: BCE (non-saturating) and hinge GAN losses; GAN-CLS's matching-aware loss.
+- :mod:`.patchgan`: pix2pix's PatchGAN discriminator (2-D images or 3-D clips, conditional).
+- :mod:`.conditioning`: StackGAN's conditioning augmentation and its KL term.
+- :mod:`.grl`: the gradient reversal layer and its λ schedule (Ganin & Lempitsky 2015).
+
+Import from the submodule (``from crossmedia.nn.patchgan import PatchGAN``).
+"""
