@@ -14,7 +14,7 @@ import yaml
 
 from crossmedia.core import paths
 
-__all__ = ["CardError", "Card", "find_cards", "read_card", "get_card", "ALLOWED_PREFIX"]
+__all__ = ["CardError", "Card", "find_cards", "read_card", "get_card", "check_file_name", "ALLOWED_PREFIX"]
 
 ALLOWED_PREFIX = "crossmedia."
 _REQUIRED = ("name", "task", "summary", "paper", "config", "weights", "metrics", "commands")
@@ -61,6 +61,13 @@ def _check_class_path(path: Path, part: str, class_path: object) -> None:
         )
 
 
+def check_file_name(source: object, field: str, name: object, folder: str = "the checkpoints folder") -> None:
+    """Refuse a ``name`` (from a card or a command line) that is not a plain file name inside ``folder``."""
+    problem = paths.file_name_problem(name)
+    if problem:
+        raise CardError(f"{source}: {field} {name!r} must be a file name inside {folder} ({problem})")
+
+
 def read_card(path: str | Path) -> Card:
     """Parse and validate one card file; errors name the file and the field."""
     path = Path(path)
@@ -82,6 +89,7 @@ def read_card(path: str | Path) -> Card:
     for key in ("file", "sha256"):
         if not weights.get(key):
             raise CardError(f"{path}: weights.{key} is missing")
+    check_file_name(path, "weights.file", weights["file"])
     for i, metric in enumerate(raw["metrics"]):
         for key in ("dataset", "split", "metric", "key", "value"):
             if key not in metric:

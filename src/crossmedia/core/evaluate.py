@@ -41,15 +41,16 @@ def measure(model, datamodule, *, progress: bool = True) -> dict[str, float]:
     return merged
 
 
-def evaluate(name, *, weights=None, progress: bool = True) -> list[MetricCheck]:
+def evaluate(name, *, weights=None, own_weights: bool = False, progress: bool = True) -> list[MetricCheck]:
     """Load ``name`` (a zoo name or a Card), measure it on the card's dataset, return one check
     per card metric. A metric marked ``optional: true`` (one a task logs only on some datasets)
-    is skipped when the test loop did not log it."""
-    from crossmedia import zoo
+    is skipped when the test loop did not log it. ``weights``/``own_weights`` as in ``zoo.load``."""
+    from crossmedia.core import registry
+    from crossmedia.core.cards import get_card
 
-    card = zoo.card(name) if isinstance(name, str) else name
-    model = zoo.load(card, weights=weights)
-    measured = measure(model, zoo.build(card, "data"), progress=progress)
+    card = get_card(name) if isinstance(name, str) else name
+    model = registry.load(card, weights=weights, own_weights=own_weights)
+    measured = measure(model, registry.build(card, "data"), progress=progress)
     checks = []
     for m in card.metrics:
         if m["key"] not in measured and m.get("optional"):

@@ -1,4 +1,9 @@
-"""Turn a finished training run into a zoo entry: safetensors weights + a measured card."""
+"""Turn a finished training run into a zoo entry: safetensors weights + a measured card.
+
+What it writes is named by ``--name`` (a plain file name: ``checkpoints/<name>.safetensors``,
+``zoo/<task>/<name>.yaml``); what it reads of the model class is the task contract
+(:mod:`crossmedia.core.task`); a run whose weights hold NaN or inf is refused.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,19 +11,32 @@ from pathlib import Path
 import yaml
 
 from crossmedia.core import paths
-from crossmedia.core.checkpoint_io import save_weights
+from crossmedia.core.cards import CardError, check_file_name
+from crossmedia.core.checkpoint_io import WeightsError, read_lightning_checkpoint, save_weights
 
 __all__ = ["export_run"]
 
 
-def _read_checkpoint(ckpt: Path) -> dict:
-    """Read a Lightning checkpoint the user trained *themselves*.
+def _inside(folder: Path, file: str, field: str) -> Path:
+    try:
+        return paths.join_inside(folder, file)
+    except ValueError as err:
+        raise CardError(f"crossmedia zoo export: {field} gives {file!r}, which must be a file name inside "
+                        f"{folder} ({err})") from None
 
-    ``weights_only=True`` keeps torch's restricted unpickler in charge even here.
-    """
+
+def _non_finite(state: dict) -> list[str]:
+    """Names of the floating tensors of ``state`` holding NaN or inf, in order."""
     import torch
 
-    return torch.load(ckpt, map_location="cpu", weights_only=True)
+    return [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+
+
+def _refuse_non_finite(state: dict, source: Path, why: str) -> None:
+    bad = _non_finite(state)
+    if bad:
+        names = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise WeightsError(f"{source}: {len(bad)} of {len(state)} weight tensors hold NaN or inf ({names}); {why}")
 
 
 def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summary: str | None = None,
@@ -32,36 +50,44 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
     precision and cast back to the module's float32 on load), and the card then reports what
     the half-precision weights measure.
     """
-    from crossmedia import zoo
     from crossmedia.core.cards import read_card
     from crossmedia.core.evaluate import evaluate
+    from crossmedia.core.registry import import_class
+    from crossmedia.core.task import contract_errors
 
+    check_file_name("crossmedia zoo export", "--name", name, "the zoo and checkpoints folders")
     run_dir = Path(run_dir)
     config_file = run_dir / "config.yaml"
-    ckpt = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+    ckpt = _inside(run_dir / "checkpoints", f"{checkpoint}.ckpt", "--checkpoint")
     for needed in (config_file, ckpt):
         if not needed.is_file():
             raise FileNotFoundError(f"{needed} not found: is {run_dir} a finished `crossmedia fit` run folder?")
     config = yaml.safe_load(config_file.read_text())
-    model_cls = zoo.import_class(config["model"]["class_path"], source=str(config_file))
-    task = getattr(model_cls, "task", None)
-    if task is None:
-        raise ValueError(f"{model_cls.__name__} has no `task` attribute; cannot place its card")
+    model_cls = import_class(config["model"]["class_path"], part="model", source=config_file)
+    errors = contract_errors(model_cls)
+    if errors:
+        raise CardError(f"{config_file}: cannot export {config['model']['class_path']}: it breaks the task "
+                        f"contract of crossmedia.core.task.TaskModule: {'; '.join(errors)}")
+    task = model_cls.task
 
     root = paths.checkout_root() or paths.home()
     checkpoints_dir = Path(checkpoints_dir or root / "checkpoints")
     zoo_dir = Path(zoo_dir or root / "zoo")
-    weights_path = checkpoints_dir / f"{name}.safetensors"
+    weights_path = _inside(checkpoints_dir, f"{name}.safetensors", "--name")
+    card_path = _inside(_inside(zoo_dir, task, f"{model_cls.__name__}.task"), f"{name}.yaml", "--name")
     import torch
 
     store = getattr(torch, dtype, None)
     if not isinstance(store, torch.dtype) or not store.is_floating_point:
         raise ValueError(f"dtype must name a floating torch dtype (float32, float16, bfloat16), got {dtype!r}")
-    checkpoint = _read_checkpoint(ckpt)
+    checkpoint = read_lightning_checkpoint(ckpt)
+    _refuse_non_finite(checkpoint["state_dict"], ckpt, "the run diverged; refusing to export it (lower the lr, "
+                       "clip gradients, or export an earlier checkpoint with --checkpoint)")
     state = {k: v.to(store) if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
+    _refuse_non_finite(state, ckpt, f"they overflow {dtype}; export with --dtype float32 or bfloat16")
     # init args a module only learns during fit (e.g. a caption vocabulary built from the data)
     model_config = {**config["model"], "init_args": dict(config["model"].get("init_args") or {})}
-    for key in getattr(model_cls, "fit_hparams", ()):
+    for key in model_cls.fit_hparams:
         value = checkpoint.get("hyper_parameters", {}).get(key)
         if value is None:
             raise ValueError(f"{ckpt}: the checkpoint has no hyper-parameter {key!r}, which {model_cls.__name__} "
@@ -76,8 +102,8 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
         "name": name,
         "task": task,
         "default": default,
-        "summary": summary or getattr(model_cls, "summary", model_cls.__name__),
-        "paper": dict(getattr(model_cls, "paper", {"title": "", "arxiv": ""})),
+        "summary": summary or model_cls.summary,
+        "paper": dict(model_cls.paper),
         "config": {"seed_everything": config.get("seed_everything"), "model": model_config,
                    "data": config["data"], "trainer": trainer},
         "weights": {"file": weights_path.name, "sha256": sha256, "dtype": dtype, "url": None},
@@ -86,11 +112,10 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
     }
     if notes:
         card["notes"] = notes
-    card_path = zoo_dir / task / f"{name}.yaml"
     card_path.parent.mkdir(parents=True, exist_ok=True)
     # Written first with placeholder values so `evaluate` reads it as any card; then measured.
     specs = [dict(spec, dataset=config["data"].get("init_args", {}).get("dataset", "?"), value=0.0,
-                  tolerance=tolerance) for spec in getattr(model_cls, "card_metrics", [])]
+                  tolerance=tolerance) for spec in model_cls.card_metrics]
     card["metrics"] = specs
     card_path.write_text(yaml.safe_dump(card, sort_keys=False))
     checks = {check.key: check for check in evaluate(read_card(card_path), weights=weights_path, progress=progress)}

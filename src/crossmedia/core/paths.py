@@ -10,7 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["checkout_root", "home", "data_root", "zoo_dirs", "checkpoint_dirs", "cache_dir"]
+__all__ = ["checkout_root", "home", "data_root", "zoo_dirs", "checkpoint_dirs", "cache_dir", "file_name_problem",
+           "join_inside"]
 
 
 def checkout_root() -> Path | None:
@@ -58,3 +59,34 @@ def checkpoint_dirs() -> list[Path]:
 def cache_dir() -> Path:
     """Where weights downloaded from a card's url are kept."""
     return home() / "cache"
+
+
+def file_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a plain file name (no folder part, not ``.``/``..``), or None if it is.
+
+    Names that come from a card or a command line (``weights.file``, ``export --name``) are joined to
+    a folder crossmedia writes into; a name with a folder part could write anywhere.
+    """
+    if not isinstance(name, str) or not name:
+        return "it is empty or not a string"
+    if name in (".", ".."):
+        return "it names a folder"
+    if any(sep in name for sep in ("/", "\\", os.sep, os.altsep or "/")):
+        return "it holds a path separator"
+    if "\0" in name:
+        return "it holds a NUL byte"
+    return None
+
+
+def join_inside(folder: str | Path, name: str) -> Path:
+    """``folder / name``, refusing (ValueError, with the reason) a name that is not a plain file name
+    or whose resolved path (symlinks followed) leaves ``folder``."""
+    problem = file_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    folder = Path(folder)
+    target = folder / name
+    resolved = Path(os.path.realpath(target))
+    if resolved.parent != Path(os.path.realpath(folder)):
+        raise ValueError(f"it resolves to {resolved}, outside {folder}")
+    return target

@@ -1,4 +1,5 @@
-"""``crossmedia zoo …`` and ``crossmedia data …`` sub-commands (plain argparse, cheap to start)."""
+"""``crossmedia zoo …`` sub-commands (plain argparse, cheap to start: ``list`` reads YAML only,
+unless ``--methods`` asks for each model's inference methods, which imports the model classes)."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import sys
 
 import yaml
 
-__all__ = ["zoo_main", "data_main", "markdown_table", "update_readme"]
+__all__ = ["zoo_main", "markdown_table", "update_readme"]
 
 _START, _END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
 
@@ -46,10 +47,14 @@ def zoo_main(argv: list[str]) -> int:
     p_list = sub.add_parser("list", help="entries with summaries and headline metrics")
     p_list.add_argument("--task")
     p_list.add_argument("--pattern")
+    p_list.add_argument("--methods", action="store_true",
+                        help="also show each model's plain inference methods (imports the model classes)")
     sub.add_parser("show", help="print a card").add_argument("name")
     p_eval = sub.add_parser("eval", help="re-measure an entry and compare with its card")
     p_eval.add_argument("name")
-    p_eval.add_argument("--weights")
+    p_eval.add_argument("--weights", help="a safetensors file to measure instead of the zoo's")
+    p_eval.add_argument("--own-weights", action="store_true",
+                        help="--weights is your own fine-tune of this architecture (its sha256 need not match the card)")
     p_export = sub.add_parser("export", help="turn a run folder into weights + a measured card")
     p_export.add_argument("run_dir")
     p_export.add_argument("--name", required=True)
@@ -64,27 +69,28 @@ def zoo_main(argv: list[str]) -> int:
     p_table.add_argument("--write", metavar="README", help="update the table block of this file instead")
     args = parser.parse_args(argv)
 
-    from crossmedia import zoo
+    from crossmedia.core import registry
     from crossmedia.core.cards import CardError
     from crossmedia.core.checkpoint_io import WeightsError
 
     try:
         if args.command == "list":
-            for entry in zoo.list_models(task=args.task, pattern=args.pattern):
-                print(entry)
+            for entry in registry.list_models(task=args.task, pattern=args.pattern):
+                methods = f"  [{', '.join(f'{m}()' for m in entry.inference)}]" if args.methods else ""
+                print(f"{entry}{methods}")
         elif args.command == "show":
-            print(zoo.card(args.name).path.read_text(), end="")
+            print(registry.card(args.name).path.read_text(), end="")
         elif args.command == "table":
             if args.write:
                 print(f"{args.write}: {'updated' if update_readme(args.write) else 'already up to date'}")
             else:
                 print(markdown_table())
         elif args.command == "default":
-            print(zoo.default_model(args.task))
+            print(registry.default_model(args.task))
         elif args.command == "eval":
             from crossmedia.core.evaluate import evaluate
 
-            checks = evaluate(args.name, weights=args.weights)
+            checks = evaluate(args.name, weights=args.weights, own_weights=args.own_weights)
             print(f"{args.name}: measured vs card")
             for check in checks:
                 print("  " + str(check))
@@ -99,34 +105,5 @@ def zoo_main(argv: list[str]) -> int:
                 print(f"  {m['metric']} on {m['dataset']}/{m['split']}: {m['value']}")
     except (CardError, WeightsError, FileNotFoundError) as err:
         print(f"crossmedia zoo {args.command}: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def data_main(argv: list[str]) -> int:
-    from pathlib import Path
-
-    parser = argparse.ArgumentParser(prog="crossmedia data", description="datasets")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="known datasets")
-    p_prep = sub.add_parser("prepare", help="generate a built-in dataset or convert a local download")
-    p_prep.add_argument("name")
-    p_prep.add_argument("--source", type=Path, help="folder of the downloaded dataset (real datasets)")
-    p_prep.add_argument("--root", type=Path, help="where to write it (default data/NAME)")
-    p_prep.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
-    from crossmedia.data import prepare as registry
-
-    try:
-        if args.command == "list":
-            for name, info in sorted(registry.list_datasets().items()):
-                origin = "built-in" if info.builtin else "prepare --source DIR"
-                print(f"{name:<14} {info.kind:<7} {origin:<21} {info.summary}")
-        else:
-            path = registry.prepare(args.name, source=args.source, root=args.root, seed=args.seed)
-            print(f"{args.name} ready in {path}")
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"crossmedia data {args.command}: {err}", file=sys.stderr)
         return 1
     return 0
