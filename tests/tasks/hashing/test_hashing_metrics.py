@@ -265,3 +265,20 @@ def test_pack_bits_popcount_is_the_hamming_distance():
     assert sum(bin(int(a ^ b)).count("1") for a, b in zip(*packed)) == 1 + 66
     with pytest.raises(ValueError, match="65535"):
         kernels.nearest(packed, packed.T.copy(), 2**16, 1, 1)
+
+
+@pytest.mark.parametrize("top_k", [None, 7])
+@pytest.mark.parametrize("multi_hot", [False, True])
+def test_hamming_map_is_the_shared_ranking_map_on_minus_distances(top_k, multi_hot):
+    """One protocol: Hamming mAP equals crossmedia.metrics.ranking's label mAP on −distance (many ties)."""
+    from crossmedia.metrics import ranking
+
+    gen = torch.Generator().manual_seed(5)
+    q, db = torch.randn(40, 6, generator=gen), torch.randn(90, 6, generator=gen)  # 6 bits: ties everywhere
+    if multi_hot:
+        ql, dl = (torch.rand(40, 70, generator=gen) < 0.03).long(), (torch.rand(90, 70, generator=gen) < 0.03).long()
+    else:
+        ql, dl = torch.randint(0, 5, (40,), generator=gen), torch.randint(0, 5, (90,), generator=gen)
+    scores = -hamming_distance(q, db)  # (40, 90) int64
+    expected = ranking.mean_average_precision(scores, ql, dl, top_k=top_k)
+    assert mean_average_precision(q, ql, db, dl, top_k=top_k).item() == pytest.approx(expected.item(), abs=1e-6)

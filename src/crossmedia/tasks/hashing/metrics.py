@@ -16,6 +16,10 @@ this per query on bit-packed codes (popcount distances, histogram, one placing s
 per-query NumPy loop on 2 cores in ``bench/hashing_map.py``); on GPUs, PyTorch ops do it per chunk:
 one matrix product for the distances, one ``bincount`` for the histograms, and one stable sort of
 only the items within each query's top-K radius (``_nearest``).
+
+What is not about Hamming codes is shared with every ranking task and lives in
+:mod:`crossmedia.metrics.ranking`: the label checks and packed label sets, the relevance of the
+ranked items, AP@K from them and the query chunks. This module only ranks by Hamming distance.
 """
 from __future__ import annotations
 
@@ -23,9 +27,12 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from einops import rearrange
 from torch import Tensor
 from torchmetrics import Metric
+
+from crossmedia.metrics.ranking import (CHUNK_ELEMENTS, average_precision, check_k, check_label_pair,
+                                        check_labels, label_relevance, pack_label_sets, query_chunks,
+                                        ranked_relevance)
 
 __all__ = [
     "hamming_distance",
@@ -36,8 +43,6 @@ __all__ = [
     "HammingPrecisionAtK",
     "HammingPRCurve",
 ]
-
-_CHUNK_ELEMENTS = 2**20  # default bound on a chunk's elements (about 1M)
 
 
 # helpers
@@ -51,16 +56,6 @@ def _signs(codes: Tensor, name: str) -> Tensor:
     return torch.where(codes >= 0, 1.0, -1.0)
 
 
-def _labels(labels: Tensor, n: int, name: str) -> Tensor:
-    """Multi-hot (N, C) -> float 0/1; class indices (N,) -> int64."""
-    if labels.ndim not in (1, 2) or len(labels) != n:
-        raise ValueError(f"{name} must be (N, C) multi-hot or (N,) class indices with N = {n}, "
-                         f"got shape {tuple(labels.shape)}")
-    if labels.ndim == 1:
-        return labels.long()
-    return (labels != 0).float()
-
-
 def _prepare(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, db_labels: Tensor):
     """Validate the four inputs and put them on the query codes' device."""
     device = q_codes.device
@@ -69,54 +64,13 @@ def _prepare(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, db_labels: Ten
         raise ValueError(f"q_codes have {q.shape[1]} bits but db_codes have {db.shape[1]}")
     if len(q) == 0 or len(db) == 0:
         raise ValueError(f"need at least one query and one database item, got {len(q)} and {len(db)}")
-    ql, dl = _labels(q_labels.to(device), len(q), "q_labels"), _labels(db_labels.to(device), len(db), "db_labels")
-    if ql.ndim != dl.ndim or (ql.ndim == 2 and ql.shape[1] != dl.shape[1]):
-        raise ValueError(f"q_labels {tuple(q_labels.shape)} and db_labels {tuple(db_labels.shape)} "
-                         "must both be (N, C) with the same C, or both (N,)")
+    ql, dl = check_label_pair(q_labels, db_labels, len(q), len(db), device)
     return q, ql, db, dl
-
-
-def _pack_labels(labels: Tensor) -> Tensor:
-    """Multi-hot labels as bit sets, 63 classes per int64 word: (N, C) -> (N, W); (N,) unchanged."""
-    if labels.ndim == 1:
-        return labels
-    words = -(-labels.shape[1] // 63)
-    hot = torch.nn.functional.pad((labels != 0).long(), (0, words * 63 - labels.shape[1]))  # (N, 63W)
-    hot = rearrange(hot, "n (w b) -> n w b", b=63)  # (N, W, 63)
-    return (hot << torch.arange(63, device=hot.device)).sum(dim=-1)  # (N, W)
-
-
-def _relevance(q_labels: Tensor, db_labels: Tensor) -> Tensor:
-    """Whether each database item shares a label with each query: (c, ·), (N, ·) -> (c, N) bool."""
-    if q_labels.ndim == 1:
-        return q_labels[:, None] == db_labels[None, :]  # (c, N)
-    return q_labels @ db_labels.T > 0  # (c, N)
-
-
-def _chunks(num_queries: int, row_elements: int, chunk_size: int | None,
-            limit: int | None = None) -> Iterator[slice]:
-    """Slices of at most ``chunk_size`` queries (default: chunk × row_elements near 1M), ≤ limit."""
-    if chunk_size is None:
-        chunk_size = max(1, _CHUNK_ELEMENTS // row_elements)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
-    if limit is not None:
-        chunk_size = min(chunk_size, limit)
-    for start in range(0, num_queries, chunk_size):
-        yield slice(start, min(start + chunk_size, num_queries))
 
 
 def _exact_rows(bits: int) -> int:
     """Most queries per chunk for which _flat_distances' codes c·(K+1) stay exact in float32."""
     return max(1, (2**22 - 1) // (bits + 1))
-
-
-def _check_k(k: int | None, num_db: int, name: str) -> int:
-    if k is None:
-        return num_db
-    if int(k) != k or k < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {k!r}")
-    return min(int(k), num_db)
 
 
 def _bf16_is_fast(device_type: str) -> bool:
@@ -179,12 +133,12 @@ def _ranked(q: Tensor, db: Tensor, k: int, chunk_size: int | None) -> Iterator[t
         q_bits = kernels.pack_bits(q.numpy())  # (Q, W)
         db_bits_t = np.ascontiguousarray(kernels.pack_bits(db.numpy()).T)  # (W, N)
         if chunk_size is None:  # enough queries per chunk for every thread, even for mAP@all
-            chunk_size = max(threads, _CHUNK_ELEMENTS // k)
-        for rows in _chunks(len(q), k, chunk_size):
+            chunk_size = max(threads, CHUNK_ELEMENTS // k)
+        for rows in query_chunks(len(q), k, chunk_size):
             yield rows, torch.from_numpy(kernels.nearest(q_bits[rows], db_bits_t, bits, k, threads))
         return
     db_t = db.T.contiguous()  # (K, N)
-    for rows in _chunks(len(q), len(db), chunk_size, _exact_rows(bits)):
+    for rows in query_chunks(len(q), len(db), chunk_size, _exact_rows(bits)):
         yield rows, _nearest(_flat_distances(q[rows], db_t), bits, k)  # (c, k)
 
 
@@ -197,12 +151,9 @@ def _ranked_relevance(q: Tensor, ql: Tensor, db: Tensor, dl: Tensor, k: int,
     Yields:
         (c, k) bool tensors, one per chunk.
     """
-    q_sets, db_sets = _pack_labels(ql), _pack_labels(dl)  # (Q, W), (N, W) or (Q,), (N,)
+    q_sets, db_sets = pack_label_sets(ql), pack_label_sets(dl)  # (Q, W), (N, W) or (Q,), (N,)
     for rows, order in _ranked(q, db, k, chunk_size):  # (c, k)
-        if q_sets.ndim == 1:
-            yield db_sets[order] == q_sets[rows, None]  # (c, k)
-        else:
-            yield (db_sets[order] & q_sets[rows, None, :]).ne(0).any(dim=-1)  # (c, k)
+        yield ranked_relevance(order, q_sets[rows], db_sets)  # (c, k)
 
 
 # functional
@@ -248,15 +199,11 @@ def mean_average_precision(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, 
         scalar float32 tensor on the device of ``q_codes``.
     """
     q, ql, db, dl = _prepare(q_codes, q_labels, db_codes, db_labels)
-    k = _check_k(top_k, len(db), "top_k")
-    ranks = torch.arange(1, k + 1, device=q.device, dtype=torch.float64)  # (k,)
+    k = check_k(top_k, len(db), "top_k")
     total = torch.zeros((), dtype=torch.float64, device=q.device)
     with torch.autocast(q.device.type, enabled=False):
         for rel in _ranked_relevance(q, ql, db, dl, k, chunk_size):
-            hits = rel.cumsum(dim=1)  # (c, k) relevant items up to each rank
-            precision = hits / ranks  # (c, k) P(k)
-            found = hits[:, -1].clamp_min(1)  # (c,) R_K, 1 where 0 (the sum is 0 then)
-            total += ((precision * rel).sum(dim=1) / found).sum()
+            total += average_precision(rel).sum()
     return (total / len(q)).float()
 
 
@@ -269,7 +216,7 @@ def precision_at_k(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, db_label
     taken as N. Returns a scalar float32 tensor.
     """
     q, ql, db, dl = _prepare(q_codes, q_labels, db_codes, db_labels)
-    k = _check_k(k, len(db), "k")
+    k = check_k(k, len(db), "k")
     total = torch.zeros((), dtype=torch.float64, device=q.device)
     with torch.autocast(q.device.type, enabled=False):
         for rel in _ranked_relevance(q, ql, db, dl, k, chunk_size):
@@ -303,9 +250,9 @@ def pr_curve(q_codes: Tensor, q_labels: Tensor, db_codes: Tensor, db_labels: Ten
     r_count = 0
     db_t = db.T.contiguous()  # (K, N)
     with torch.autocast(q.device.type, enabled=False):
-        for rows in _chunks(len(q), len(db), chunk_size, _exact_rows(bits)):
+        for rows in query_chunks(len(q), len(db), chunk_size, _exact_rows(bits)):
             flat = _flat_distances(q[rows], db_t)  # (c, N)
-            rel = _relevance(ql[rows], dl)  # (c, N)
+            rel = label_relevance(ql[rows], dl)  # (c, N)
             c = len(flat)
             retrieved = torch.bincount(flat.flatten(), minlength=c * width).view(c, width).cumsum(dim=1)  # (c, K+1)
             hits = torch.bincount(flat[rel], minlength=c * width).view(c, width).cumsum(dim=1)  # (c, K+1)
@@ -351,7 +298,7 @@ class _HammingRetrievalMetric(Metric):
         """Add a batch of (N, K) codes and (N, C) multi-hot or (N,) class labels to one side."""
         codes, labels = codes.detach(), labels.detach()
         signs = _signs(codes, "codes").to(torch.int8)  # (N, K)
-        labels = _labels(labels, len(signs), "labels")
+        labels = check_labels(labels, len(signs), "labels")
         labels = labels.to(torch.int8) if labels.ndim == 2 else labels
         if database:
             self.db_codes.append(signs)
@@ -381,7 +328,7 @@ class HammingMAP(_HammingRetrievalMetric):
 
     def __init__(self, *, top_k: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        _check_k(top_k, 1, "top_k")
+        check_k(top_k, 1, "top_k")
         self.top_k = top_k
 
     def compute(self) -> Tensor:
@@ -393,7 +340,7 @@ class HammingPrecisionAtK(_HammingRetrievalMetric):
 
     def __init__(self, *, k: int, **kwargs) -> None:
         super().__init__(**kwargs)
-        _check_k(k, 1, "k")
+        check_k(k, 1, "k")
         self.k = k
 
     def compute(self) -> Tensor:
