@@ -1,5 +1,7 @@
 """The zoo: every card loads and reproduces its metric; bad input is refused for people."""
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -142,6 +144,14 @@ def test_list_models_filters_and_reports_headline():
     assert [e.name for e in zoo.list_models(pattern="csq*")] == sorted(n for n in NAMES if n.startswith("csq"))
     assert zoo.list_models(task="no-such-task") == []
     assert zoo.default_model("hashing") == "csq"
+
+
+def test_list_models_reads_yaml_only():
+    """Listing the zoo stays cheap: no torch or Lightning until a model is built (or ``.inference`` asked)."""
+    code = ("import sys; from crossmedia import zoo; entries = zoo.list_models(); "
+            "print(len(entries), sorted(m for m in ('torch', 'pytorch_lightning') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(len(NAMES)), "[]"]
 
 
 def test_readme_zoo_table_is_generated_from_the_cards():
