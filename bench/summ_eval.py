@@ -29,7 +29,7 @@ import numpy as np
 from crossmedia.data.builtin.videosumm import make_videosumm, videosumm_files
 from crossmedia.data.eccv16 import Eccv16Dataset, VideoRecord, make_key
 from crossmedia.tasks.summarization.metrics import evaluate_videos
-from crossmedia.tasks.summarization.splits import read_splits
+from crossmedia.data.splits import read_splits
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when a test loads this file by path
 from _timing import best_time  # noqa: E402
 

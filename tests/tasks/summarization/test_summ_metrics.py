@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from crossmedia.tasks.summarization.metrics import (SummaryFScore, evaluate_summary, evaluate_videos, frame_scores,
-                                                    generate_summary, segment_scores)
+from crossmedia.data.keyshots import generate_summary
+from crossmedia.tasks.summarization.metrics import SummaryFScore, evaluate_summary, evaluate_videos
 
 
 def _random_video(rng: np.random.Generator, *, odd: bool = False) -> dict:
@@ -38,37 +38,7 @@ def _random_video(rng: np.random.Generator, *, odd: bool = False) -> dict:
             "users": users}
 
 
-# frame scores and segments
-
-
-def test_frame_scores_fill_each_pick_up_to_the_next():
-    assert frame_scores([1, 2, 3], [0, 3, 6], 8).tolist() == [1, 1, 1, 2, 2, 2, 3, 3]
-    assert frame_scores([1, 2], [2, 5], 7).tolist() == [0, 0, 1, 1, 1, 2, 2]  # before the first pick: 0
-    assert frame_scores([1, 2], [0, 3, 6], 8).tolist() == [1, 1, 1, 2, 2, 2, 0, 0]  # one score short: last run 0
-    assert frame_scores([1, 2, 3], [0, 3, 6], 6).tolist() == [1, 1, 1, 2, 2, 2]  # a last pick at n_frames fills nothing
-    assert frame_scores([0.1], [0], 3).dtype == np.float32
-    with pytest.raises(ValueError, match="one score per pick"):
-        frame_scores([1, 2, 3, 4], [0, 3, 6], 8)
-    with pytest.raises(ValueError, match="strictly increasing"):
-        frame_scores([1, 2], [3, 3], 8)
-
-
-def test_segment_scores_are_float32_means_of_inclusive_ranges():
-    frames = frame_scores([0.1, 0.1, 0.9, 0.2, 0.2], [0, 2, 4, 6, 8], 10)
-    means = segment_scores(frames, [[0, 3], [4, 5], [6, 9]])
-    assert means.tolist() == [float(frames[0:4].mean()), float(frames[4:6].mean()), float(frames[6:10].mean())]
-
-
 # generate_summary
-
-
-def test_generate_summary_hand_case():
-    args = ([0.1, 0.1, 0.9, 0.2, 0.2], np.array([[0, 3], [4, 5], [6, 9]]), 10, [4, 2, 4], np.array([0, 2, 4, 6, 8]))
-    # capacity floor(0.5 * 10) = 5: {segment 1} (value 0.9, weight 2) beats {0} or {2} (weight 4 each)
-    assert generate_summary(*args, proportion=0.5).tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
-    assert generate_summary(*args).tolist() == [0] * 10  # capacity floor(1.5) = 1: nothing fits
-    # capacity floor(0.7 * 10) = 7 (the float product 7.000000000000001 floors to 7): {1, 2} = 1.1
-    assert generate_summary(*args, proportion=0.7).tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
 
 
 def test_generate_summary_stays_within_15_percent():

@@ -6,7 +6,8 @@ import torch
 
 from crossmedia import zoo
 from crossmedia.tasks.summarization.data import SummarizationDataModule
-from crossmedia.tasks.summarization.metrics import evaluate_summary, generate_summary
+from crossmedia.data.keyshots import generate_summary
+from crossmedia.tasks.summarization.metrics import evaluate_summary
 from crossmedia.tasks.summarization.module import CycleSUMModule, SumGDAModule
 
 SUMMARIZATION = [e.name for e in zoo.list_models(task="summarization")]
@@ -111,7 +112,7 @@ def test_summarize_scores_ensemble_is_the_mean_of_split_networks():
 def test_augmented_setting_trains_on_other_datasets_and_tests_on_this_one(small_data, tmp_path, monkeypatch):
     from crossmedia.data.builtin.videosumm import make_videosumm
     from crossmedia.data.eccv16 import list_videos, make_key
-    from crossmedia.tasks.summarization.splits import make_splits, write_splits
+    from crossmedia.data.splits import make_splits, write_splits
 
     monkeypatch.setenv("CROSSMEDIA_DATA", str(tmp_path))
     other = make_videosumm(tmp_path / "tiny-tvsum", variant="tvsum", seed=2, dim=64, num_videos=6, progress=False)

@@ -30,7 +30,7 @@ class SummarySamples(MediaCallback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        from crossmedia.tasks.summarization.metrics import frame_scores, generate_summary
+        from crossmedia.data.keyshots import frame_scores, generate_summary
         from crossmedia.tasks.summarization.video import timeline_figure
 
         for i, video in enumerate(self._videos):

@@ -19,7 +19,7 @@ from crossmedia.core.paths import data_root
 from crossmedia.data.deephash import read_meta
 from crossmedia.data.eccv16 import Eccv16Dataset, parse_key
 from crossmedia.data.prepare import ensure, list_datasets
-from crossmedia.tasks.summarization.splits import read_splits
+from crossmedia.data.splits import read_splits
 
 __all__ = ["SummarizationDataModule"]
 
@@ -59,7 +59,7 @@ class SummarizationDataModule(pl.LightningDataModule):
     in that folder. ``reduction`` is the protocol's: ``max`` over users for SumMe, ``avg`` for TVSum
     (derived from the name unless given). ``extra_datasets`` are other prepared datasets whose
     videos the split file may name for training: the augmented and transfer settings
-    (``crossmedia.tasks.summarization.splits.make_splits``).
+    (``crossmedia.data.splits.make_splits``).
     """
 
     def __init__(self, *, dataset: str = "tvsum-builtin", root: str | None = None, splits_file: str | None = None,

@@ -10,7 +10,7 @@ on the built-in data written in their format) can summarise any video:
 3. Kernel temporal segmentation (:func:`~crossmedia.tasks.summarization.kts.segment_features`)
    cuts the video into shots on those features; the shots tile ``[0, n_frames)``.
 4. A scorer (a trained model's ``summarize_scores``) gives each step an importance in [0, 1];
-   :func:`~crossmedia.tasks.summarization.metrics.generate_summary` spreads the scores over the
+   :func:`~crossmedia.data.keyshots.generate_summary` spreads the scores over the
    frames, averages them per shot and picks shots by a 0/1 knapsack within 15 % of the frames.
 5. :func:`summarize_video` writes the chosen shots as a GIF and the scores, shots and choice as a
    timeline plot (:func:`timeline_figure`, also used by training callbacks).
@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossmedia.tasks.summarization.kts import segment_features
-from crossmedia.tasks.summarization.metrics import frame_scores as spread_scores
-from crossmedia.tasks.summarization.metrics import generate_summary
+from crossmedia.data.keyshots import frame_scores as spread_scores
+from crossmedia.data.keyshots import generate_summary
 
 __all__ = ["VideoReadError", "SampledVideo", "read_video", "FrameEncoder", "Keyshots", "select_keyshots",
            "summarize_video", "split_long_segments", "timeline_figure"]

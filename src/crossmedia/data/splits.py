@@ -14,7 +14,7 @@ Split files are what pytorch-vsumm-reinforce and DSNet publish: a list of
 ``{"train_keys": [...], "test_keys": [...]}``, in JSON or YAML. A key names one video: ours are
 ``<h5 stem>/<video group>`` (``eccv16_dataset_summe_google_pool5/video_1``); the published files
 use a bare ``video_1`` (one dataset) or an h5 path, ``../datasets/eccv16_dataset_summe_google_pool5.h5/video_1``.
-:func:`parse_key` reads all three. As in pytorch-vsumm-reinforce's ``create_split.py``, each
+:func:`crossmedia.data.eccv16.parse_key` reads all three. As in pytorch-vsumm-reinforce's ``create_split.py``, each
 split draws ``ceil(0.8 n)`` training videos independently (test sets of different splits may
 overlap) and keeps the keys in their given order; draws are seeded, so a seed gives one file.
 """
@@ -30,10 +30,9 @@ from typing import Literal
 import numpy as np
 import yaml
 
-from crossmedia.data.eccv16 import make_key, parse_key
+from crossmedia.data.eccv16 import parse_key
 
-__all__ = ["Setting", "Split", "SplitFileError", "SETTINGS", "make_key", "parse_key", "make_splits",
-           "write_splits", "read_splits"]
+__all__ = ["Setting", "Split", "SplitFileError", "SETTINGS", "make_splits", "write_splits", "read_splits"]
 
 Setting = Literal["canonical", "augmented", "transfer"]
 SETTINGS: tuple[str, ...] = ("canonical", "augmented", "transfer")
@@ -117,7 +116,7 @@ def write_splits(path: str | Path, splits: Sequence[Split]) -> Path:
 def read_splits(path: str | Path, *, known_keys: Iterable[str] | None = None) -> list[Split]:
     """Read a JSON or YAML split file; every error names the file, the split and the field.
 
-    With ``known_keys``, every key must be one of them, compared as :func:`parse_key` reads them:
+    With ``known_keys``, every key must be one of them, compared as :func:`~crossmedia.data.eccv16.parse_key` reads them:
     a bare ``video_1`` on either side matches ``<stem>/video_1`` when one dataset is involved.
     """
     path = Path(path)

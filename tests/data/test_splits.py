@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from crossmedia.tasks.summarization.splits import (Split, SplitFileError, make_key, make_splits, parse_key,
-                                                   read_splits, write_splits)
+from crossmedia.data.eccv16 import make_key, parse_key
+from crossmedia.data.splits import Split, SplitFileError, make_splits, read_splits, write_splits
 
 SUMME = [make_key("eccv16_dataset_summe_google_pool5.h5", f"video_{i}") for i in range(1, 26)]
 OTHERS = [make_key(f"eccv16_dataset_{d}_google_pool5", f"video_{i}") for d in ("tvsum", "ovp") for i in range(1, 6)]
