@@ -6,6 +6,7 @@ import pytorch_lightning as pl
 from crossmedia import zoo
 from crossmedia.core.registry import import_class
 from crossmedia.core.task import TaskDataModule, TaskModule, contract_errors
+from crossmedia.core.zoo_cli import zoo_main
 
 ENTRIES = zoo.list_models()
 NAMES = [entry.name for entry in ENTRIES]
@@ -31,10 +32,13 @@ def test_data_class_subclasses_task_datamodule_and_documents_its_batch(name):
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=NAMES)
-def test_zoo_entry_shows_the_plain_inference_methods(entry):
+def test_zoo_entry_shows_the_plain_inference_methods(entry, capsys):
     cls = import_class(zoo.card(entry.name).class_path(), source=entry.name)
     assert entry.inference == tuple(cls.inference) and entry.inference
     assert all(callable(getattr(cls, method)) for method in entry.inference)
+    assert zoo_main(["list", "--pattern", entry.name, "--methods"]) == 0
+    listed = capsys.readouterr().out.strip()
+    assert listed.startswith(entry.name) and listed.endswith(f"[{', '.join(f'{m}()' for m in cls.inference)}]")
 
 
 # the checker itself

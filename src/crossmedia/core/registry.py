@@ -49,7 +49,12 @@ class ZooEntry:
     def inference(self) -> tuple[str, ...]:
         """The model's plain inference methods (e.g. ``("caption",)``). Imports the model class
         (torch, Lightning), so ``list_models`` itself stays a read of YAML files."""
-        return tuple(import_class(self.class_path, source=self.name).inference)
+        from crossmedia.core.task import TaskModule, contract_errors
+
+        cls = import_class(self.class_path, source=self.name)
+        if not issubclass(cls, TaskModule):
+            raise CardError(f"{self.name}: {'; '.join(contract_errors(cls))}")
+        return tuple(cls.inference)
 
     def __str__(self) -> str:
         return f"{self.name:<16} {self.task:<14} {self.headline:<32} {self.summary}"
