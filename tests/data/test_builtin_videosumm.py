@@ -8,9 +8,9 @@ import pytest
 
 from crossmedia.data.builtin.videosumm import make_videosumm, videosumm_files
 from crossmedia.data.eccv16 import Eccv16Dataset, list_videos, read_video
-from crossmedia.data.prepare import list_datasets, prepare
+from crossmedia.data.registry import list_datasets, prepare
 from crossmedia.tasks.summarization.metrics import evaluate_summary, evaluate_videos
-from crossmedia.tasks.summarization.splits import read_splits
+from crossmedia.data.splits import read_splits
 
 REDUCTION = {"summe": "max", "tvsum": "avg"}
 

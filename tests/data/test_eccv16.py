@@ -7,9 +7,10 @@ import h5py
 import numpy as np
 import pytest
 
-from crossmedia.data.eccv16 import (Eccv16Dataset, Eccv16FormatError, VideoRecord, list_videos, prepare_eccv16,
-                                    read_video, write_video)
-from crossmedia.tasks.summarization.splits import Split, read_splits
+from crossmedia.data.eccv16 import Eccv16Dataset, Eccv16FormatError, VideoRecord, list_videos, read_video, write_video
+from crossmedia.data.eccv16_releases import prepare_eccv16
+from crossmedia.data.registry import ensure
+from crossmedia.data.splits import Split, read_splits
 
 
 def _record(key: str = "video_1", *, n_frames: int = 100, dim: int = 16, seed: int = 0) -> VideoRecord:
@@ -120,3 +121,43 @@ def test_prepare_checks_then_copies(tmp_path):
         [Split(("eccv16_dataset_summe_google_pool5/video_2",), ("eccv16_dataset_summe_google_pool5/video_1",))]
     with pytest.raises(FileNotFoundError, match="no eccv16_dataset_ovp_google_pool5.h5"):
         prepare_eccv16(tmp_path / "data" / "ovp", source=source, name="ovp", progress=False)
+
+
+def test_a_prepared_release_is_ready_for_ensure(tmp_path):
+    source = tmp_path / "download"
+    source.mkdir()
+    _write(source / "eccv16_dataset_summe_google_pool5.h5", [_record("video_1"), _record("video_2", seed=2)])
+    root = prepare_eccv16(tmp_path / "data" / "summe", source=source, name="summe", progress=False)
+    assert ensure("summe", root) == root
+    (root / "eccv16_dataset_summe_google_pool5_splits.json").unlink()
+    with pytest.raises(FileNotFoundError, match="crossmedia data prepare summe --source DIR"):
+        ensure("summe", root)
+
+
+# files h5py cannot open: one error naming the file, never a raw OSError
+
+
+def _unreadable(tmp_path, kind):
+    """A random-bytes file, or a valid eccv16 file cut to 60 % of its bytes, under the published name."""
+    path = tmp_path / kind / "eccv16_dataset_tvsum_google_pool5.h5"
+    path.parent.mkdir()
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    else:
+        whole = tmp_path / "whole.h5"
+        _write(whole, [_record("video_1"), _record("video_2", seed=2)])
+        data = whole.read_bytes()
+        path.write_bytes(data[:len(data) * 6 // 10])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated"])
+def test_unreadable_file_is_named_by_prepare_and_the_reader(tmp_path, kind):
+    path = _unreadable(tmp_path, kind)
+    message = rf"{path}: not a readable HDF5 file .*download it again"
+    with pytest.raises(Eccv16FormatError, match=message):
+        prepare_eccv16(tmp_path / "data" / "tvsum", source=path.parent, name="tvsum", progress=False)
+    assert not (tmp_path / "data" / "tvsum" / "meta.json").exists()
+    for read in (list_videos, lambda p: read_video(p, "video_1"), Eccv16Dataset):
+        with pytest.raises(Eccv16FormatError, match=message):
+            read(path)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from crossmedia.data.karpathy import (CaptionFormatError, CaptionedImage, Vocabulary, read_caption_folder,
                                       read_coco_captions, read_karpathy, tokenize, verify_images)
-from crossmedia.data.prepare import ensure, list_datasets, prepare
+from crossmedia.data.registry import ensure, list_datasets, prepare
 
 
 @pytest.fixture(autouse=True)

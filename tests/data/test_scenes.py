@@ -13,7 +13,7 @@ from crossmedia.data.builtin import scenes
 from crossmedia.data.builtin.scenes import (COLOUR_WORDS, SCENE_COLOURS, SHAPE_WORDS, SIZE_WORDS, Scene, SceneObject,
                                             caption_scene, draw_scene, make_scenes, sample_scene)
 from crossmedia.data.karpathy import read_caption_folder, read_karpathy, tokenize, verify_images
-from crossmedia.data.prepare import ensure
+from crossmedia.data.registry import ensure
 
 NUM_IMAGES = 30
 NUMBERS = {"one": 1, "two": 2, "three": 3}

@@ -26,7 +26,6 @@ Nothing here unpickles anything.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -38,17 +37,19 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from crossmedia.data.folder import read_meta
+from crossmedia.data.registry import register_folder_format
+
 __all__ = [
     "SPLITS",
     "DeepHashListError",
     "read_list",
     "write_list",
-    "write_dataset",
     "list_file_for",
     "frame_files",
-    "read_meta",
-    "write_meta",
-    "is_complete",
+    "write_split_lists",
+    "lists_complete",
+    "hand_made_lists",
     "stratified_split",
     "DeepHashListDataset",
 ]
@@ -168,44 +169,20 @@ def write_list(list_file: Path, items: Iterable[tuple[str, Sequence[int] | np.nd
     return list_file
 
 
-def read_meta(root: Path) -> dict[str, Any] | None:
-    """The dataset folder's ``meta.json`` as a dict, or None when there is none."""
-    meta_file = Path(root) / "meta.json"
-    if not meta_file.is_file():
-        return None
-    try:
-        return json.loads(meta_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DeepHashListError(f"{meta_file}: not valid JSON ({error}); delete it to re-prepare") from error
-
-
-def write_meta(root: Path, meta: dict[str, Any]) -> Path:
-    """Write ``meta.json`` last, so that its presence marks a complete dataset folder."""
-    meta_file = Path(root) / "meta.json"
-    partial = meta_file.with_name("meta.json.partial")
-    partial.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, meta_file)
-    return meta_file
-
-
-def write_dataset(root: Path, *, paths: list[str], labels: np.ndarray, splits: dict[str, np.ndarray],
-                  meta: dict[str, Any]) -> Path:
-    """Write the three list files of a dataset folder, then its ``meta.json`` (with split counts).
+def write_split_lists(root: Path, *, paths: list[str], labels: np.ndarray,
+                      splits: dict[str, np.ndarray]) -> dict[str, int]:
+    """Write the three list files of a dataset folder; returns the item count of each split.
 
     ``labels`` are multi-hot rows (N, C) aligned with ``paths``; ``splits`` maps each of
     :data:`SPLITS` to the row indices it holds.
     """
     for split in SPLITS:
         write_list(list_file_for(root, split), [(paths[i], labels[i]) for i in splits[split]])
-    write_meta(root, {**meta, "counts": {split: int(len(splits[split])) for split in SPLITS}})
-    return Path(root)
+    return {split: int(len(splits[split])) for split in SPLITS}
 
 
-def is_complete(root: Path, **expected: Any) -> bool:
-    """True when ``root`` has a meta.json matching ``expected`` and lists with the counts it records."""
-    meta = read_meta(root)
-    if meta is None or any(meta.get(key) != value for key, value in expected.items()):
-        return False
+def lists_complete(root: Path, meta: dict[str, Any]) -> bool:
+    """The three list files of ``root`` hold the item counts ``meta`` records (a :class:`DatasetFolder` check)."""
     for split in SPLITS:
         list_file = list_file_for(root, split)
         if not list_file.is_file():
@@ -215,6 +192,12 @@ def is_complete(root: Path, **expected: Any) -> bool:
         if count != meta.get("counts", {}).get(split):
             return False
     return True
+
+
+@register_folder_format("deephash")
+def hand_made_lists(root: Path) -> bool:
+    """``root`` holds the three list files and no ``meta.json``: a hand-made folder, used as it is."""
+    return read_meta(root) is None and all(list_file_for(root, split).is_file() for split in SPLITS)
 
 
 def stratified_split(

@@ -22,15 +22,15 @@ field               shape               meaning
 :func:`read_video` checks all of it and every error names the file, the video and the field:
 a missing field, lengths that disagree (picks vs features, user_summary width vs n_frames) and
 shots that do not tile ``0 .. n_frames-1`` exactly once. :func:`write_video` writes the same
-layout (the built-in datasets use it), :class:`Eccv16Dataset` serves videos to a DataLoader and
-:func:`prepare_eccv16` checks and copies a downloaded file into ``data/``.
+layout (the built-in datasets use it) and :class:`Eccv16Dataset` serves videos to a DataLoader.
+A file h5py cannot open (truncated, damaged, not HDF5) is an :class:`Eccv16FormatError` naming it.
+:mod:`crossmedia.data.eccv16_releases` checks and copies a downloaded file into ``data/``.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +39,10 @@ import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
-
-from crossmedia.data.deephash import read_meta, write_meta
 
 __all__ = ["FIELDS", "Eccv16FormatError", "VideoRecord", "eccv16_filename", "make_key", "parse_key", "list_videos",
            "read_video",
-           "write_video", "Eccv16Dataset", "prepare_eccv16"]
+           "write_video", "open_eccv16", "Eccv16Dataset"]
 
 FIELDS: tuple[str, ...] = ("features", "gtscore", "gtsummary", "user_summary", "change_points", "n_frame_per_seg",
                            "n_frames", "picks", "n_steps")
@@ -110,6 +107,22 @@ def parse_key(key: str) -> tuple[str | None, str]:
     return (None, parts[0]) if len(parts) == 1 else (parts[-2].removesuffix(".h5"), parts[-1])
 
 
+@contextmanager
+def open_eccv16(path: str | Path) -> Iterator[h5py.File]:
+    """Open an eccv16 file for reading; a missing, damaged or non-HDF5 file is an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"eccv16 file {path} does not exist")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise Eccv16FormatError(
+            f"{path}: not a readable HDF5 file ({error}); an eccv16 file is HDF5 with one group per video: "
+            f"this one is truncated, damaged or not HDF5 at all, so download it again") from error
+    with handle:
+        yield handle
+
+
 def _natural(key: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key))
 
@@ -143,6 +156,14 @@ def _text(value: Any) -> str:
             return b"".join(value.tolist()).decode("utf-8")
         value = value[0] if value.size else ""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _read_field(group: h5py.Group, file: Any, key: str, field: str) -> Any:
+    try:
+        return group[field][()]
+    except OSError as error:
+        raise _error(file, key, f"field {field!r} cannot be read ({error}); the file is damaged: "
+                                f"download it again") from error
 
 
 def _check(record: VideoRecord, file: Any, *, strict: bool, require_user_summary: bool) -> None:
@@ -199,10 +220,7 @@ def list_videos(h5file: str | Path | h5py.File) -> list[str]:
     """The video groups of an eccv16 file in natural order (video_1, video_2, ..., video_10)."""
     if isinstance(h5file, h5py.File):
         return sorted(h5file.keys(), key=_natural)
-    path = Path(h5file)
-    if not path.is_file():
-        raise FileNotFoundError(f"eccv16 file {path} does not exist")
-    with h5py.File(path, "r") as handle:
+    with open_eccv16(h5file) as handle:
         return sorted(handle.keys(), key=_natural)
 
 
@@ -216,10 +234,7 @@ def read_video(h5file: str | Path | h5py.File, key: str, *, strict: bool = True,
     data) and leaves ``user_summary`` None.
     """
     if not isinstance(h5file, h5py.File):
-        path = Path(h5file)
-        if not path.is_file():
-            raise FileNotFoundError(f"eccv16 file {path} does not exist")
-        with h5py.File(path, "r") as handle:
+        with open_eccv16(h5file) as handle:
             return read_video(handle, key, strict=strict, require_user_summary=require_user_summary)
     file = h5file.filename
     if key not in h5file:
@@ -235,7 +250,7 @@ def read_video(h5file: str | Path | h5py.File, key: str, *, strict: bool = True,
         raise _error(file, key, f"missing field {missing[0]!r}" + (f" (and {', '.join(map(repr, missing[1:]))})"
                                                                    if len(missing) > 1 else "")
                      + f"; fields present: {', '.join(sorted(group.keys())) or 'none'}")
-    raw = {f: group[f][()] for f in FIELDS if f in group}
+    raw = {f: _read_field(group, file, key, f) for f in FIELDS if f in group}
     record = VideoRecord(
         key=key,
         features=np.asarray(raw["features"], dtype=np.float32),
@@ -311,7 +326,7 @@ class Eccv16Dataset(Dataset):
             wanted.setdefault(stem, []).append((key, video))
         loaded: dict[str, VideoRecord] = {}
         for stem, items in wanted.items():
-            with h5py.File(by_stem[stem], "r") as handle:
+            with open_eccv16(by_stem[stem]) as handle:
                 for key, video in items:
                     loaded[key] = read_video(handle, video, strict=strict, require_user_summary=require_user_summary)
         self.keys: list[str] = list(keys)
@@ -324,60 +339,3 @@ class Eccv16Dataset(Dataset):
         item = self.records[index].as_tensors()
         item["key"] = self.keys[index]
         return item
-
-
-# preparing a download
-
-def prepare_eccv16(root: str | Path, *, source: str | Path, name: str, seed: int = 0, splits: str | Path | None = None,
-                   progress: bool = True) -> Path:
-    """Check a downloaded ``eccv16_dataset_<name>_google_pool5.h5`` and copy it into ``root``.
-
-    ``source`` is the file itself or the folder holding it. Every video is read and checked
-    (:func:`read_video`; user summaries are required for SumMe and TVSum, whose test protocol
-    needs them) before anything is written. Next to the copy goes ``<stem>_splits.json``: the
-    published split file ``splits`` (JSON or YAML, checked against the videos, keys rewritten as
-    ``<stem>/<video>``) when given, else 5 canonical 80/20 splits drawn from ``seed``.
-    ``root/meta.json`` records the file, its size, the videos and the split file. A complete copy
-    of the same source with the same splits is kept as it is.
-    """
-    from crossmedia.tasks.summarization.splits import Split, make_splits, read_splits, write_splits  # not at load time
-
-    root, source = Path(root), Path(source)
-    filename = eccv16_filename(name)
-    path = source if source.is_file() else source / filename
-    if not path.is_file():
-        raise FileNotFoundError(f"{name}: no {filename} in {source}; download the eccv16 h5 files "
-                                f"(pytorch-vsumm-reinforce / DSNet release) and pass the folder holding them")
-    size = path.stat().st_size
-    target = root / filename
-    splits_path = target.with_name(f"{target.stem}_splits.json")
-    expected = {"name": name, "size": size, "source": str(path.resolve()), "seed": seed,
-                "splits_source": None if splits is None else str(Path(splits).resolve())}
-    meta = read_meta(root)
-    if (meta and all(meta.get(k) == v for k, v in expected.items()) and target.is_file()
-            and target.stat().st_size == size and splits_path.is_file()):
-        return root
-    require = name in ("summe", "tvsum")
-    with h5py.File(path, "r") as handle:
-        videos = list_videos(handle)
-        if not videos:
-            raise Eccv16FormatError(f"{path}: the file holds no video groups")
-        for video in tqdm(videos, desc=f"{name}: checking videos", disable=not progress):
-            read_video(handle, video, require_user_summary=require)
-    keys = [make_key(target, video) for video in videos]
-    if splits is None:
-        chosen = make_splits(keys, setting="canonical", seed=seed)
-    else:  # a published file (bare or path-prefixed keys) in our key form
-        ours = {parse_key(k)[1]: k for k in keys}
-        chosen = [Split(tuple(ours[parse_key(k)[1]] for k in split.train_keys),
-                        tuple(ours[parse_key(k)[1]] for k in split.test_keys))
-                  for split in read_splits(splits, known_keys=keys)]
-    (root / "meta.json").unlink(missing_ok=True)  # an interrupted copy must not look complete
-    root.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(path, partial)
-    os.replace(partial, target)
-    write_splits(splits_path, chosen)
-    write_meta(root, {**expected, "kind": "video", "format": "eccv16", "file": filename, "num_videos": len(videos),
-                      "videos": videos, "splits_file": splits_path.name})
-    return root

@@ -22,6 +22,8 @@ ASCII punctuation character, split on whitespace (``"A man's T-shirt."`` -> ``["
 
 Every format error is a :class:`CaptionFormatError` naming the file, the entry and the field.
 The readers never open images (a COCO split has 123,287); :func:`verify_images` does.
+:func:`prepare_karpathy_release` checks a downloaded split file and its images and points a
+dataset folder at them (``crossmedia data prepare coco-captions|flickr30k --source DIR``).
 """
 from __future__ import annotations
 
@@ -29,14 +31,15 @@ import json
 import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from crossmedia.data.deephash import read_meta
+from crossmedia.data.folder import DatasetFolder, link_source, read_meta
+from crossmedia.data.registry import Preparer, Ready, register_dataset, register_folder_format
 
 __all__ = [
     "KARPATHY_SPLITS",
@@ -48,6 +51,10 @@ __all__ = [
     "read_caption_folder",
     "verify_images",
     "Vocabulary",
+    "KARPATHY_RELEASES",
+    "caption_release_in",
+    "karpathy_ready",
+    "prepare_karpathy_release",
 ]
 
 KARPATHY_SPLITS: tuple[str, ...] = ("train", "restval", "val", "test")
@@ -306,3 +313,90 @@ class Vocabulary:
             return cls(words, min_count=data.get("min_count"))
         except ValueError as error:
             raise CaptionFormatError(f"{path}: {error}") from error
+
+
+# preparing a download
+
+KARPATHY_RELEASES: dict[str, tuple[str, tuple[str, ...]]] = {  # name -> (split file, folders images may sit under)
+    "coco-captions": ("dataset_coco.json", ("", "images", "coco")),
+    "flickr30k": ("dataset_flickr30k.json", ("", "flickr30k-images", "flickr30k_images", "images")),
+}
+_LAYOUTS = {
+    "coco-captions": "a folder with dataset_coco.json (Karpathy's caption_datasets.zip) and the train2014/ and "
+                     "val2014/ image folders (directly or under images/)",
+    "flickr30k": "a folder with dataset_flickr30k.json (Karpathy's caption_datasets.zip) and the Flickr30k images "
+                 "(directly or under flickr30k-images/)",
+}
+
+
+def caption_release_in(source: str | Path) -> str | None:
+    """The caption dataset whose Karpathy split file lies in ``source``, if any (for hints)."""
+    return next((name for name, (json_name, _) in KARPATHY_RELEASES.items() if (Path(source) / json_name).is_file()),
+                None)
+
+
+def karpathy_ready(root: Path, meta: dict) -> bool:
+    """``meta`` (of ``root``) describes a prepared caption folder whose Karpathy split file is there."""
+    return meta.get("format") == "karpathy" and (Path(root) / meta["file"]).is_file()
+
+
+@register_folder_format("karpathy")
+def prepared_caption_folder(root: Path) -> bool:
+    """``root`` holds a prepared caption folder (``meta.json`` naming its Karpathy file), used as it is."""
+    meta = read_meta(root)
+    return meta is not None and karpathy_ready(root, meta)
+
+
+def prepare_karpathy_release(root: Path, *, source: Path, name: str, progress: bool = True) -> Path:
+    """Check a Karpathy split file and its images, and point ``root`` at them.
+
+    Every entry of the split file is validated (:func:`read_karpathy`) and every image's header
+    read before anything is written. Images are not copied: ``root/images`` is a symbolic link to
+    ``source`` (where a link cannot be made, ``meta.json`` holds absolute paths into ``source``
+    instead) and ``meta.json`` names the split file and the image folder, as
+    :func:`read_caption_folder` expects.
+    """
+    json_name, image_dirs = KARPATHY_RELEASES[name]
+    root, source = Path(root), Path(source).resolve()
+    if not source.is_dir():
+        raise FileNotFoundError(f"{name} source folder {source} does not exist")
+    json_path = source / json_name
+    if not json_path.is_file():
+        raise FileNotFoundError(f"{source} has no {json_name}; expected {_LAYOUTS[name]}")
+    folder = DatasetFolder(root, {"name": name, "source": str(source), "size": json_path.stat().st_size},
+                           complete=karpathy_ready)
+    if folder.ready():
+        return root
+    records = read_karpathy(json_path, image_root=source)
+    first = records[0].path.relative_to(source)
+    image_dir = next((d for d in image_dirs if (source / d / first).is_file()), None)
+    if image_dir is None:
+        looked = ", ".join(str(source / d / first) for d in image_dirs)
+        raise FileNotFoundError(f"{name}: cannot find the images of {json_name}: looked for its first image at "
+                                f"{looked}; expected {_LAYOUTS[name]}")
+    records = [replace(r, path=source / image_dir / r.path.relative_to(source)) for r in records]
+    verify_images(records, progress=progress)
+    with folder.rewriting() as meta:
+        prefix = link_source(root / "images", source)
+        counts = Counter(record.split for record in records)
+        meta.update({**folder.expected, "kind": "caption", "format": "karpathy", "file": prefix + json_name,
+                     "image_root": prefix + image_dir, "num_images": len(records),
+                     "counts": {split: counts[split] for split in ("train", "val", "test")}})
+    return root
+
+
+def _release(name: str) -> tuple[Preparer, Ready]:
+    def preparer(root: Path, *, source: Path, seed: int, progress: bool) -> Path:
+        return prepare_karpathy_release(root, source=source, name=name, progress=progress)
+
+    def ready(root: Path) -> bool:
+        return DatasetFolder(root, {"name": name}, complete=karpathy_ready).ready()
+
+    return preparer, ready
+
+
+for _name, _what in (("coco-captions", "MS-COCO 2014 captions, Karpathy split: train 113,287 / val 5,000 / test 5,000"),
+                     ("flickr30k", "Flickr30k captions, Karpathy split: train 29,000 / val 1,014 / test 1,000")):
+    _preparer, _ready = _release(_name)
+    register_dataset(_name, kind="caption", builtin=False, source_layout=_LAYOUTS[_name], ready=_ready,
+                     summary=f"{_what}, 5 captions per image")(_preparer)

@@ -14,7 +14,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from crossmedia.data.deephash import is_complete, stratified_split, write_dataset
+from crossmedia.data.deephash import lists_complete, stratified_split, write_split_lists
+from crossmedia.data.folder import DatasetFolder, recorded_seed
+from crossmedia.data.registry import register_dataset
 
 __all__ = ["make_digits", "digit_pixels", "DIGITS_CLASS_NAMES"]
 
@@ -29,34 +31,49 @@ def digit_pixels(images: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(images, dtype=np.float64) * 255.0 / 16.0).astype(np.uint8)
 
 
+def _folder(root: Path, seed: int) -> DatasetFolder:
+    return DatasetFolder(root, {"name": "digits", "seed": seed, "generator_version": _GENERATOR_VERSION},
+                         complete=lists_complete)
+
+
 def make_digits(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
     """Write the ``digits`` dataset into ``root`` (skipped when a complete copy with ``seed`` exists)."""
     from sklearn.datasets import load_digits
 
     root = Path(root)
-    if is_complete(root, name="digits", seed=seed, generator_version=_GENERATOR_VERSION):
+    folder = _folder(root, seed)
+    if folder.ready():
         return root
-    (root / "meta.json").unlink(missing_ok=True)  # an interrupted run must not look complete
-    bunch = load_digits()
-    pixels = digit_pixels(bunch.images)  # (1797, 8, 8) uint8
-    targets = np.asarray(bunch.target)
-    one_hot = np.eye(len(DIGITS_CLASS_NAMES), dtype=np.uint8)[targets]  # (1797, 10)
+    with folder.rewriting() as meta:
+        bunch = load_digits()
+        pixels = digit_pixels(bunch.images)  # (1797, 8, 8) uint8
+        targets = np.asarray(bunch.target)
+        one_hot = np.eye(len(DIGITS_CLASS_NAMES), dtype=np.uint8)[targets]  # (1797, 10)
 
-    image_dir = root / "images"
-    image_dir.mkdir(parents=True, exist_ok=True)
-    paths = [f"images/{index:04d}.png" for index in range(len(pixels))]
-    for index in tqdm(range(len(pixels)), desc="digits: writing PNGs", disable=not progress):
-        Image.fromarray(pixels[index]).save(root / paths[index])  # 2-D uint8 -> mode "L"
+        image_dir = root / "images"
+        image_dir.mkdir(parents=True, exist_ok=True)
+        paths = [f"images/{index:04d}.png" for index in range(len(pixels))]
+        for index in tqdm(range(len(pixels)), desc="digits: writing PNGs", disable=not progress):
+            Image.fromarray(pixels[index]).save(root / paths[index])  # 2-D uint8 -> mode "L"
 
-    splits = stratified_split(targets, query_per_class=_QUERY_PER_CLASS,
-                              train_per_class=_TRAIN_PER_CLASS, seed=seed)
-    write_dataset(root, paths=paths, labels=one_hot, splits=splits, meta={
-        "name": "digits",
-        "kind": "image",
-        "num_classes": len(DIGITS_CLASS_NAMES),
-        "class_names": list(DIGITS_CLASS_NAMES),
-        "seed": seed,
-        "generator_version": _GENERATOR_VERSION,
-        "source": "sklearn.datasets.load_digits (UCI optical recognition of handwritten digits)",
-    })
+        splits = stratified_split(targets, query_per_class=_QUERY_PER_CLASS,
+                                  train_per_class=_TRAIN_PER_CLASS, seed=seed)
+        counts = write_split_lists(root, paths=paths, labels=one_hot, splits=splits)
+        meta.update({
+            "name": "digits",
+            "kind": "image",
+            "num_classes": len(DIGITS_CLASS_NAMES),
+            "class_names": list(DIGITS_CLASS_NAMES),
+            "seed": seed,
+            "generator_version": _GENERATOR_VERSION,
+            "source": "sklearn.datasets.load_digits (UCI optical recognition of handwritten digits)",
+            "counts": counts,
+        })
     return root
+
+
+@register_dataset("digits", kind="image", builtin=True, num_classes=len(DIGITS_CLASS_NAMES),
+                  ready=lambda root: _folder(root, recorded_seed(root, "digits")).ready(),
+                  summary="1,797 real 8x8 handwritten digits (scikit-learn), 10 classes, one-hot")
+def _prepare_digits(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
+    return make_digits(root, seed=seed, progress=progress)

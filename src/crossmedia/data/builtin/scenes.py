@@ -34,11 +34,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from crossmedia.data.deephash import read_meta, write_meta
+from crossmedia.data.folder import DatasetFolder, read_meta, recorded_seed
 from crossmedia.data.karpathy import tokenize
+from crossmedia.data.registry import register_dataset
 
 __all__ = ["SCENE_SHAPES", "SCENE_COLOURS", "COLOUR_WORDS", "SHAPE_WORDS", "SIZE_WORDS", "SceneObject", "Scene",
-           "sample_scene", "render_scene", "caption_scene", "draw_scene", "make_scenes", "scenes_complete", "word_precision"]
+           "sample_scene", "render_scene", "caption_scene", "draw_scene", "make_scenes", "scenes_complete", "scenes_ready",
+           "word_precision"]
 
 SCENE_SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "diamond")
 SCENE_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -376,20 +378,29 @@ def _split_of(index: int, num_images: int) -> str:
     return "test" if index >= num_images - held_out else "val" if index >= num_images - 2 * held_out else "train"
 
 
-def _expected_meta(seed: int, num_images: int) -> dict[str, str | int]:
-    return {"name": "scenes", "seed": seed, "num_images": num_images, "generator_version": _GENERATOR_VERSION}
+def _files_complete(root: Path, meta: dict) -> bool:
+    """The split file is there and ``images/`` holds the ``num_images`` PNGs ``meta`` records."""
+    if not (root / JSON_NAME).is_file() or not (root / "images").is_dir():
+        return False
+    with os.scandir(root / "images") as entries:
+        return sum(entry.name.endswith(".png") for entry in entries) == meta.get("num_images")
+
+
+def _folder(root: str | Path, seed: int, num_images: int) -> DatasetFolder:
+    return DatasetFolder(Path(root), {"name": "scenes", "seed": seed, "num_images": num_images,
+                                      "generator_version": _GENERATOR_VERSION}, complete=_files_complete)
 
 
 def scenes_complete(root: str | Path, *, seed: int = 0, num_images: int | None = None) -> bool:
     """True when ``root`` holds the finished dataset of this generator version, ``seed`` and size."""
-    root, num_images = Path(root), NUM_IMAGES if num_images is None else num_images
-    meta = read_meta(root)
-    if meta is None or any(meta.get(k) != v for k, v in _expected_meta(seed, num_images).items()):
-        return False
-    if not (root / JSON_NAME).is_file() or not (root / "images").is_dir():
-        return False
-    with os.scandir(root / "images") as entries:
-        return sum(entry.name.endswith(".png") for entry in entries) == num_images
+    return _folder(root, seed, NUM_IMAGES if num_images is None else num_images).ready()
+
+
+def scenes_ready(root: str | Path) -> bool:
+    """``root`` holds a finished ``scenes`` folder of this generator version, of any seed and size
+    (a smaller copy made for tests or demos is kept as it is)."""
+    meta = read_meta(root) or {}
+    return scenes_complete(root, seed=recorded_seed(root, "scenes"), num_images=meta.get("num_images", NUM_IMAGES))
 
 
 def make_scenes(root: str | Path, *, seed: int = 0, progress: bool = True, num_images: int | None = None) -> Path:
@@ -400,33 +411,41 @@ def make_scenes(root: str | Path, *, seed: int = 0, progress: bool = True, num_i
     root, num_images = Path(root), NUM_IMAGES if num_images is None else int(num_images)
     if num_images < 1:
         raise ValueError(f"num_images must be positive, got {num_images}")
-    if scenes_complete(root, seed=seed, num_images=num_images):
+    folder = _folder(root, seed, num_images)
+    if folder.ready():
         return root
-    (root / "meta.json").unlink(missing_ok=True)  # an interrupted run must not look complete
-    images_dir = root / "images"
-    images_dir.mkdir(parents=True, exist_ok=True)
-    for stale in images_dir.glob("*.png"):  # a previous, larger run
-        stale.unlink()
-    entries = []
-    for index in tqdm(range(num_images), desc="scenes: drawing PNGs", disable=not progress):
-        pixels, scene, raw = draw_scene(np.random.default_rng([seed, index]))
-        filename = f"{index:05d}.png"
-        Image.fromarray(pixels).save(images_dir / filename)
-        sentids = list(range(index * len(raw), (index + 1) * len(raw)))
-        entries.append({
-            "filepath": "images", "filename": filename, "imgid": index, "split": _split_of(index, num_images),
-            "sentids": sentids,
-            "sentences": [{"tokens": tokenize(r), "raw": r, "imgid": index, "sentid": s} for r, s in zip(raw, sentids)],
-            "objects": [asdict(obj) for obj in scene.objects], "background": scene.background,
-        })
-    partial = root / (JSON_NAME + ".partial")
-    partial.write_text(json.dumps({"images": entries, "dataset": "scenes"}) + "\n", encoding="utf-8")
-    os.replace(partial, root / JSON_NAME)
-    counts = {split: sum(e["split"] == split for e in entries) for split in ("train", "val", "test")}
-    write_meta(root, {**_expected_meta(seed, num_images), "kind": "caption", "format": "karpathy", "file": JSON_NAME,
-                      "image_root": ".", "counts": counts, "image_size": IMAGE_SIZE, "shapes": list(SCENE_SHAPES),
-                      "colours": list(SCENE_COLOURS), "source": "generated by crossmedia.data.builtin.scenes"})
+    with folder.rewriting() as meta:
+        images_dir = root / "images"
+        images_dir.mkdir(parents=True, exist_ok=True)
+        for stale in images_dir.glob("*.png"):  # a previous, larger run
+            stale.unlink()
+        entries = []
+        for index in tqdm(range(num_images), desc="scenes: drawing PNGs", disable=not progress):
+            pixels, scene, raw = draw_scene(np.random.default_rng([seed, index]))
+            filename = f"{index:05d}.png"
+            Image.fromarray(pixels).save(images_dir / filename)
+            sentids = list(range(index * len(raw), (index + 1) * len(raw)))
+            entries.append({
+                "filepath": "images", "filename": filename, "imgid": index, "split": _split_of(index, num_images),
+                "sentids": sentids,
+                "sentences": [{"tokens": tokenize(r), "raw": r, "imgid": index, "sentid": s}
+                              for r, s in zip(raw, sentids)],
+                "objects": [asdict(obj) for obj in scene.objects], "background": scene.background,
+            })
+        partial = root / (JSON_NAME + ".partial")
+        partial.write_text(json.dumps({"images": entries, "dataset": "scenes"}) + "\n", encoding="utf-8")
+        os.replace(partial, root / JSON_NAME)
+        counts = {split: sum(e["split"] == split for e in entries) for split in ("train", "val", "test")}
+        meta.update({**folder.expected, "kind": "caption", "format": "karpathy", "file": JSON_NAME,
+                     "image_root": ".", "counts": counts, "image_size": IMAGE_SIZE, "shapes": list(SCENE_SHAPES),
+                     "colours": list(SCENE_COLOURS), "source": "generated by crossmedia.data.builtin.scenes"})
     return root
+
+
+@register_dataset("scenes", kind="caption", builtin=True, ready=scenes_ready,
+                  summary="6,000 generated 64x64 scenes of 1-3 shapes, 5 captions each, Karpathy JSON")
+def _prepare_scenes(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
+    return make_scenes(root, seed=seed, progress=progress)
 
 
 def word_precision(captions: Sequence[str], objects: Sequence[Sequence[dict]]) -> dict[str, float]:

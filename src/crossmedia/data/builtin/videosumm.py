@@ -40,11 +40,13 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from crossmedia.data.deephash import read_meta, write_meta
-from crossmedia.data.eccv16 import VideoRecord, eccv16_filename, make_key, prepare_eccv16, write_video
-from crossmedia.data.prepare import register_dataset
+from crossmedia.data.eccv16 import VideoRecord, eccv16_filename, make_key, write_video
+from crossmedia.data.folder import DatasetFolder, read_meta
+from crossmedia.data.keyshots import generate_summary
+from crossmedia.data.registry import register_dataset
+from crossmedia.data.splits import make_splits, write_splits
 
-__all__ = ["Variant", "VIDEOSUMM_VARIANTS", "make_videosumm", "videosumm_files"]
+__all__ = ["Variant", "VIDEOSUMM_VARIANTS", "make_videosumm", "videosumm_files", "videosumm_ready"]
 
 Variant = Literal["summe", "tvsum"]
 VIDEOSUMM_VARIANTS: dict[str, dict[str, int]] = {
@@ -57,12 +59,6 @@ _GENERATOR_VERSION = 1
 
 
 # helpers
-
-def _generate_summary(*args, **kwargs) -> np.ndarray:
-    """The protocol's own keyshot selection (imported here: data/ must not import tasks/ at load time)."""
-    from crossmedia.tasks.summarization.metrics import generate_summary
-    return generate_summary(*args, **kwargs)
-
 
 def videosumm_files(root: str | Path, variant: Variant) -> tuple[Path, Path]:
     """(h5 file, split file) of the built-in ``variant`` in ``root``."""
@@ -148,7 +144,7 @@ def _tvsum_users(rng: np.random.Generator, importance: np.ndarray, n_users: int,
     ratings = np.clip(np.rint(1 + 4 * chunk_importance[None, :] + bias + rng.normal(0.0, 0.7, size=(n_users, chunks))),
                       1, 5)  # (n_users, C)
     step_ratings = ratings[:, record["picks"] // (2 * FPS)]  # (n_users, n_steps)
-    summaries = np.stack([_generate_summary(r, record["change_points"], n_frames, record["n_frame_per_seg"],
+    summaries = np.stack([generate_summary(r, record["change_points"], n_frames, record["n_frame_per_seg"],
                                            record["picks"]) for r in step_ratings])  # (n_users, n_frames)
     return summaries.astype(np.float32), step_ratings
 
@@ -185,7 +181,7 @@ def _make_video(rng: np.random.Generator, variant: str, index: int, world: dict[
     else:
         users, step_ratings = _tvsum_users(rng, importance, n_users, record)
         gtscore = (step_ratings.mean(axis=0) - 1) / 4
-    gtsummary = _generate_summary(gtscore, change_points, n_frames, lengths, picks)[picks]
+    gtsummary = generate_summary(gtscore, change_points, n_frames, lengths, picks)[picks]
     return VideoRecord(key=f"video_{index + 1}", features=features, gtscore=gtscore.astype(np.float32),
                        gtsummary=gtsummary.astype(np.float32), user_summary=users, change_points=change_points,
                        n_frame_per_seg=lengths, n_frames=n_frames, picks=picks,
@@ -193,6 +189,13 @@ def _make_video(rng: np.random.Generator, variant: str, index: int, world: dict[
 
 
 # functions
+
+def _folder(root: str | Path, variant: Variant, *, seed: int, dim: int, num_videos: int) -> DatasetFolder:
+    h5_path, splits_path = videosumm_files(root, variant)
+    return DatasetFolder(Path(root), {"name": f"{variant}-builtin", "seed": seed, "dim": dim, "num_videos": num_videos,
+                                      "generator_version": _GENERATOR_VERSION},
+                         complete=lambda root, meta: h5_path.is_file() and splits_path.is_file())
+
 
 def make_videosumm(root: str | Path, *, variant: Variant, seed: int = 0, progress: bool = True, dim: int = 1024,
                    num_videos: int | None = None) -> Path:
@@ -207,31 +210,36 @@ def make_videosumm(root: str | Path, *, variant: Variant, seed: int = 0, progres
     root = Path(root)
     h5_path, splits_path = videosumm_files(root, variant)
     num_videos = VIDEOSUMM_VARIANTS[variant]["num_videos"] if num_videos is None else int(num_videos)
-    expected = {"name": f"{variant}-builtin", "seed": seed, "dim": dim, "num_videos": num_videos,
-                "generator_version": _GENERATOR_VERSION}
-    meta = read_meta(root)
-    if meta and all(meta.get(k) == v for k, v in expected.items()) and h5_path.is_file() and splits_path.is_file():
+    folder = _folder(root, variant, seed=seed, dim=dim, num_videos=num_videos)
+    if folder.ready():
         return h5_path
-    (root / "meta.json").unlink(missing_ok=True)  # an interrupted run must not look complete
-    root.mkdir(parents=True, exist_ok=True)
-    world_rng = np.random.default_rng([seed, 0])
-    world = {"scenes": _unit(world_rng, _SCENE_TYPES, dim), "events": _unit(world_rng, _EVENT_TYPES, dim),
-             "base": world_rng.uniform(0.05, 0.35, size=_SCENE_TYPES)}
-    partial = h5_path.with_name(h5_path.name + ".partial")
-    with h5py.File(partial, "w") as handle:
-        for index in tqdm(range(num_videos), desc=f"{variant}-builtin: generating videos", disable=not progress):
-            rng = np.random.default_rng([seed, 1 + list(VIDEOSUMM_VARIANTS).index(variant), index])
-            write_video(handle, f"video_{index + 1}", _make_video(rng, variant, index, world))
-    partial.replace(h5_path)
-    from crossmedia.tasks.summarization.splits import make_splits, write_splits  # not at load time, as above
-    keys = [make_key(h5_path, f"video_{i + 1}") for i in range(num_videos)]
-    write_splits(splits_path, make_splits(keys, setting="canonical", seed=seed))
-    write_meta(root, {**expected, "kind": "video", "format": "eccv16", "variant": variant, "file": h5_path.name,
-                      "splits_file": splits_path.name, "source": "generated by crossmedia.data.builtin.videosumm"})
+    with folder.rewriting() as meta:
+        world_rng = np.random.default_rng([seed, 0])
+        world = {"scenes": _unit(world_rng, _SCENE_TYPES, dim), "events": _unit(world_rng, _EVENT_TYPES, dim),
+                 "base": world_rng.uniform(0.05, 0.35, size=_SCENE_TYPES)}
+        partial = h5_path.with_name(h5_path.name + ".partial")
+        with h5py.File(partial, "w") as handle:
+            for index in tqdm(range(num_videos), desc=f"{variant}-builtin: generating videos", disable=not progress):
+                rng = np.random.default_rng([seed, 1 + list(VIDEOSUMM_VARIANTS).index(variant), index])
+                write_video(handle, f"video_{index + 1}", _make_video(rng, variant, index, world))
+        partial.replace(h5_path)
+        keys = [make_key(h5_path, f"video_{i + 1}") for i in range(num_videos)]
+        write_splits(splits_path, make_splits(keys, setting="canonical", seed=seed))
+        meta.update({**folder.expected, "kind": "video", "format": "eccv16", "variant": variant, "file": h5_path.name,
+                     "splits_file": splits_path.name, "source": "generated by crossmedia.data.builtin.videosumm"})
     return h5_path
 
 
-# registry entries: the built-in datasets and the real eccv16 files they stand in for
+def videosumm_ready(root: str | Path, variant: Variant) -> bool:
+    """``root`` holds a finished built-in ``variant`` of this generator version, of any seed, size and
+    feature dimension (a smaller copy made for tests or demos is kept as it is)."""
+    meta = read_meta(root) or {}
+    if meta.get("name") != f"{variant}-builtin":
+        return False
+    return _folder(root, variant, seed=meta.get("seed"), dim=meta.get("dim"), num_videos=meta.get("num_videos")).ready()
+
+
+# registry entries: the built-in datasets (the real eccv16 files they stand in for register in eccv16.py)
 
 def _builtin_preparer(variant: Variant):
     def preparer(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
@@ -241,21 +249,9 @@ def _builtin_preparer(variant: Variant):
     return preparer
 
 
-def _eccv16_preparer(name: str):
-    def preparer(root: Path, *, source: Path, seed: int, progress: bool) -> Path:
-        return prepare_eccv16(root, source=source, name=name, seed=seed, progress=progress)
-
-    return preparer
-
-
-register_dataset("summe-builtin", kind="video", builtin=True,
+register_dataset("summe-builtin", kind="video", builtin=True, ready=lambda root: videosumm_ready(root, "summe"),
                  summary="25 generated SumMe-like videos (eccv16 h5), 15-18 keyshot annotators, F max over users")(
     _builtin_preparer("summe"))
-register_dataset("tvsum-builtin", kind="video", builtin=True,
+register_dataset("tvsum-builtin", kind="video", builtin=True, ready=lambda root: videosumm_ready(root, "tvsum"),
                  summary="50 generated TVSum-like videos (eccv16 h5), 20 raters of 1-5 importance, F mean over users")(
     _builtin_preparer("tvsum"))
-for _name, _what in (("summe", "SumMe, 25 videos"), ("tvsum", "TVSum, 50 videos"), ("ovp", "OVP, 50 videos"),
-                     ("youtube", "YouTube, 39 videos")):
-    register_dataset(_name, kind="video", builtin=False, summary=f"{_what}, eccv16 h5 with GoogLeNet pool5 features",
-                     source_layout=f"the folder holding {eccv16_filename(_name)} (the eccv16 release)")(
-        _eccv16_preparer(_name))

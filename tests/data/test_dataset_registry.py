@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from crossmedia.data.cifar10 import prepare_cifar10, read_cifar10_binary
 from crossmedia.data.deephash import DeepHashListDataset, DeepHashListError, read_list
-from crossmedia.data.prepare import (DatasetNotPreparedError, UnknownDatasetError, ensure, list_datasets, prepare,
-                                     prepare_cifar10, read_cifar10_binary)
+from crossmedia.data.registry import DatasetNotPreparedError, UnknownDatasetError, ensure, list_datasets, prepare
 
 
 @pytest.fixture(autouse=True)
@@ -194,3 +194,37 @@ def test_coco_hashing_release_given_the_caption_split_points_to_coco_captions(tm
     (tmp_path / "captions" / "dataset_coco.json").write_text('{"images": []}')
     with pytest.raises(FileNotFoundError, match="data prepare coco-captions --source"):
         prepare("coco", root=tmp_path / "out", source=tmp_path / "captions")
+
+
+# ensure() asks each dataset (and each folder format) whether a folder is ready
+
+
+@pytest.mark.parametrize("name", list(list_datasets()))
+def test_no_dataset_calls_an_empty_folder_ready(name, tmp_path):
+    from crossmedia.data.registry import _REGISTRY
+
+    assert _REGISTRY[name].ready(tmp_path) is False
+
+
+def test_ensure_keeps_a_smaller_builtin_copy(tmp_path):
+    from crossmedia.data.builtin.videosumm import make_videosumm
+
+    h5 = make_videosumm(tmp_path / "small", variant="summe", seed=3, dim=8, num_videos=3, progress=False)
+    stamp = h5.stat().st_mtime_ns
+    assert ensure("summe-builtin", tmp_path / "small", progress=False) == tmp_path / "small"
+    assert h5.stat().st_mtime_ns == stamp  # not regenerated at the full size
+
+
+def test_ensure_uses_a_hand_made_eccv16_folder_under_any_name(tmp_path):
+    (tmp_path / "eccv16_dataset_mine_google_pool5.h5").write_bytes(b"")
+    assert ensure("my-videos", tmp_path) == tmp_path
+    with pytest.raises(UnknownDatasetError, match="unknown dataset 'my-videos'"):
+        ensure("my-videos", tmp_path / "empty")
+
+
+def test_ensure_uses_a_prepared_caption_folder_under_another_name(tmp_path):
+    (tmp_path / "dataset_coco.json").write_text('{"images": []}')
+    (tmp_path / "meta.json").write_text(json.dumps({"name": "coco-captions", "format": "karpathy",
+                                                    "file": "dataset_coco.json"}))
+    assert ensure("scenes", tmp_path) == tmp_path  # not overwritten by the built-in
+    assert ensure("coco-captions", tmp_path) == tmp_path
