@@ -223,16 +223,3 @@ def test_ensure_regenerates_an_incomplete_or_outdated_folder(tmp_path, monkeypat
     (root / "dataset_scenes.json").write_text("{}")
     ensure("scenes", root, progress=False)
     assert _tree_digest(root) == reference
-
-
-def test_word_precision_counts_true_colour_and_shape_words():
-    from crossmedia.data.builtin.scenes import word_precision
-
-    objects = [[{"colour": "red", "shape": "circle"}, {"colour": "blue", "shape": "square"}],
-               [{"colour": "purple", "shape": "cross"}]]
-    captions = ["a scarlet disc left of a blue box on a white background",   # red/blue right; circle/square right
-                "two violet plus signs and a green star"]                      # violet right, green wrong; plus right, star wrong
-    assert word_precision(captions, objects) == {"colour": 3 / 4, "shape": 3 / 4}
-    assert word_precision(["an image"], [[{"colour": "red", "shape": "star"}]]) == {"colour": 0.0, "shape": 0.0}
-    with pytest.raises(ValueError, match="2 captions for 1 images"):
-        word_precision(captions, objects[:1])

@@ -39,8 +39,7 @@ from crossmedia.data.karpathy import tokenize
 from crossmedia.data.registry import register_dataset
 
 __all__ = ["SCENE_SHAPES", "SCENE_COLOURS", "COLOUR_WORDS", "SHAPE_WORDS", "SIZE_WORDS", "SceneObject", "Scene",
-           "sample_scene", "render_scene", "caption_scene", "draw_scene", "make_scenes", "scenes_complete", "scenes_ready",
-           "word_precision"]
+           "sample_scene", "render_scene", "caption_scene", "draw_scene", "make_scenes", "scenes_complete", "scenes_ready"]
 
 SCENE_SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "diamond")
 SCENE_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -446,27 +445,3 @@ def make_scenes(root: str | Path, *, seed: int = 0, progress: bool = True, num_i
                   summary="6,000 generated 64x64 scenes of 1-3 shapes, 5 captions each, Karpathy JSON")
 def _prepare_scenes(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
     return make_scenes(root, seed=seed, progress=progress)
-
-
-def word_precision(captions: Sequence[str], objects: Sequence[Sequence[dict]]) -> dict[str, float]:
-    """How often a caption's colour and shape words are true of its image.
-
-    ``objects[i]`` are image i's objects as stored in the JSON (dicts with ``colour`` and
-    ``shape``). A colour word (``COLOUR_WORDS``, synonyms included) is correct when some object has
-    that colour, a shape word (``SHAPE_WORDS``, plurals and synonyms included) when some object has
-    that shape. Returns ``{"colour": ..., "shape": ...}``, the fraction of correct words over all
-    captions (0 when no such word was written). Background words are not colour words here.
-    """
-    if len(captions) != len(objects):
-        raise ValueError(f"{len(captions)} captions for {len(objects)} images")
-    hits = {"colour": [0, 0], "shape": [0, 0]}
-    for caption, scene in zip(captions, objects):
-        colours, shapes = {o["colour"] for o in scene}, {o["shape"] for o in scene}
-        for word in caption.split():
-            if word in COLOUR_WORDS:
-                hits["colour"][0] += COLOUR_WORDS[word] in colours
-                hits["colour"][1] += 1
-            if word in SHAPE_WORDS:
-                hits["shape"][0] += SHAPE_WORDS[word] in shapes
-                hits["shape"][1] += 1
-    return {kind: right / total if total else 0.0 for kind, (right, total) in hits.items()}
