@@ -42,11 +42,11 @@ def _nothing_written(tmp_path):
 
 @pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", ".."])
 def test_export_name_with_a_folder_part_is_refused(tmp_path, name, capsys):
-    with pytest.raises(CardError, match=rf"crossmedia zoo export: --name '{name}' must be a file name inside"):
+    with pytest.raises(CardError, match=rf"^name \(--name\) '{name}' must be a file name inside the zoo and"):
         _export(tmp_path / "no-run", tmp_path, name=name)
     assert _nothing_written(tmp_path) and not (tmp_path / "x.safetensors").exists()
     assert zoo_main(["export", str(tmp_path / "no-run"), "--name", name]) == 1
-    assert capsys.readouterr().err.startswith(f"crossmedia zoo export: crossmedia zoo export: --name '{name}'")
+    assert capsys.readouterr().err.startswith(f"crossmedia zoo export: name (--name) '{name}' must be a file name")
 
 
 def test_export_refuses_non_finite_weights_naming_file_count_and_tensors(tmp_path):

@@ -62,10 +62,12 @@ def _check_class_path(path: Path, part: str, class_path: object) -> None:
 
 
 def check_file_name(source: object, field: str, name: object, folder: str = "the checkpoints folder") -> None:
-    """Refuse a ``name`` (from a card or a command line) that is not a plain file name inside ``folder``."""
+    """Refuse a ``name`` (from a card, or from a command line when ``source`` is None) that is not a
+    plain file name inside ``folder``."""
     problem = paths.file_name_problem(name)
     if problem:
-        raise CardError(f"{source}: {field} {name!r} must be a file name inside {folder} ({problem})")
+        where = f"{source}: " if source is not None else ""
+        raise CardError(f"{where}{field} {name!r} must be a file name inside {folder} ({problem})")
 
 
 def read_card(path: str | Path) -> Card:

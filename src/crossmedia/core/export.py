@@ -21,8 +21,7 @@ def _inside(folder: Path, file: str, field: str) -> Path:
     try:
         return paths.join_inside(folder, file)
     except ValueError as err:
-        raise CardError(f"crossmedia zoo export: {field} gives {file!r}, which must be a file name inside "
-                        f"{folder} ({err})") from None
+        raise CardError(f"{field} gives {file!r}, which must be a file name inside {folder} ({err})") from None
 
 
 def _non_finite(state: dict) -> list[str]:
@@ -55,10 +54,10 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
     from crossmedia.core.registry import import_class
     from crossmedia.core.task import contract_errors
 
-    check_file_name("crossmedia zoo export", "--name", name, "the zoo and checkpoints folders")
+    check_file_name(None, "name (--name)", name, "the zoo and checkpoints folders")
     run_dir = Path(run_dir)
     config_file = run_dir / "config.yaml"
-    ckpt = _inside(run_dir / "checkpoints", f"{checkpoint}.ckpt", "--checkpoint")
+    ckpt = _inside(run_dir / "checkpoints", f"{checkpoint}.ckpt", "checkpoint (--checkpoint)")
     for needed in (config_file, ckpt):
         if not needed.is_file():
             raise FileNotFoundError(f"{needed} not found: is {run_dir} a finished `crossmedia fit` run folder?")
@@ -73,8 +72,8 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
     root = paths.checkout_root() or paths.home()
     checkpoints_dir = Path(checkpoints_dir or root / "checkpoints")
     zoo_dir = Path(zoo_dir or root / "zoo")
-    weights_path = _inside(checkpoints_dir, f"{name}.safetensors", "--name")
-    card_path = _inside(_inside(zoo_dir, task, f"{model_cls.__name__}.task"), f"{name}.yaml", "--name")
+    weights_path = _inside(checkpoints_dir, f"{name}.safetensors", "name (--name)")
+    card_path = _inside(_inside(zoo_dir, task, f"{model_cls.__name__}.task"), f"{name}.yaml", "name (--name)")
     import torch
 
     store = getattr(torch, dtype, None)
