@@ -4,17 +4,18 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
-import av
 import numpy as np
 import pytest
 import torch
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from crossmedia.core.media import write_mp4
+from crossmedia.data.video import read_video
+from crossmedia.tasks.summarization.callbacks import timeline_figure
 from crossmedia.tasks.summarization.cli import COMMANDS, summarize_main
 from crossmedia.tasks.summarization.kts import segment_features
-from crossmedia.tasks.summarization.video import (FrameEncoder, VideoReadError, read_video, summarize_video,
-                                                  timeline_figure)
+from crossmedia.tasks.summarization.video import FrameEncoder, summarize_video
 
 RATE, SECONDS, SIZE = 30, 12, 64
 N_FRAMES = RATE * SECONDS  # 360
@@ -42,18 +43,6 @@ def _scene_frame(i: int) -> np.ndarray:
     return img
 
 
-def _write_video(path) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=RATE)
-        stream.width = stream.height = SIZE
-        stream.pix_fmt = "yuv420p"
-        for i in range(N_FRAMES):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(_scene_frame(i), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def _prefers_second_scene(features: torch.Tensor) -> torch.Tensor:
     """Step scores (T,): 0.9 for the 2 fps steps of the second scene (frames 120..239), 0.1 elsewhere."""
     scores = torch.full((len(features),), 0.1)
@@ -63,9 +52,8 @@ def _prefers_second_scene(features: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def video_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("video") / "scenes.mp4"
-    _write_video(path)
-    return path
+    frames = np.stack([_scene_frame(i) for i in range(N_FRAMES)])  # (360, SIZE, SIZE, 3)
+    return write_mp4(frames, tmp_path_factory.mktemp("video") / "scenes.mp4", fps=RATE)
 
 
 @pytest.fixture(scope="module")
@@ -77,37 +65,6 @@ def _assert_tiles(change_points: np.ndarray, n_frames: int) -> None:
     assert change_points[0, 0] == 0 and change_points[-1, 1] == n_frames - 1
     assert np.all(change_points[1:, 0] == change_points[:-1, 1] + 1)
     assert np.all(change_points[:, 1] >= change_points[:, 0])
-
-
-# reading
-
-def test_read_video_samples_every_15th_frame(video_path):
-    video = read_video(video_path, fps=2.0)
-    assert video.n_frames == N_FRAMES and video.native_fps == pytest.approx(RATE) and video.step == 15
-    np.testing.assert_array_equal(video.picks, np.arange(24) * 15)
-    assert video.frames.shape == (24, SIZE, SIZE, 3) and video.frames.dtype == np.uint8
-    dominant = video.frames.reshape(24, -1, 3).astype(float).mean(axis=1).argmax(axis=1)  # (24,) strongest channel
-    np.testing.assert_array_equal(dominant[[0, 7, 8, 15]], [0, 0, 2, 2])  # red scene, then blue
-    small = read_video(video_path, fps=1.0, max_short_side=32)
-    assert small.frames.shape == (12, 32, 32, 3) and small.picks[1] == 30
-
-
-def test_unreadable_files_are_named(tmp_path):
-    garbage = tmp_path / "garbage.mp4"
-    garbage.write_bytes(b"this is not a video\n" * 100)
-    with pytest.raises(VideoReadError, match="garbage.mp4"):
-        read_video(garbage)
-    audio = tmp_path / "tone.wav"
-    with av.open(str(audio), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
-    with pytest.raises(VideoReadError, match=r"tone\.wav.*no video stream"):
-        read_video(audio)
-    with pytest.raises(FileNotFoundError, match="missing.mp4"):
-        read_video(tmp_path / "missing.mp4")
 
 
 # encoding and segmentation
@@ -207,13 +164,24 @@ def test_summarize_command_errors_are_for_people(tmp_path, monkeypatch, capsys):
     assert "resnet18" in capsys.readouterr().err  # the closest timm names are suggested
 
 
+def test_summarize_refuses_a_still_image(tmp_path, monkeypatch, capsys):
+    """Issue 11 item 10: a photo used to give "0 keyshots ... 1 frames" and exit 0."""
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photo)
+    fake = SimpleNamespace(summarize_scores=_prefers_second_scene, hparams=SimpleNamespace(in_dim=16))
+    monkeypatch.setattr("crossmedia.zoo.load", lambda name, **kwargs: fake)
+    assert summarize_main([str(photo), "--backbone", "test_resnet", "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "photo.jpg" in lines[0] and "a still image is not a video" in lines[0], lines
+    assert "keyshot" not in captured.out and not (tmp_path / "out").exists()  # nothing summarised, nothing written
+
+
 @pytest.mark.skipif("sum-gda" not in [e.name for e in __import__("crossmedia").zoo.list_models()],
                     reason="no sum-gda zoo entry")
 def test_zoo_model_summarizes_a_video_file(video_path, tmp_path):
     """The whole path a user takes: zoo.load, then model.summarize(video) writes GIF + timeline."""
     from crossmedia import zoo
-    from crossmedia.tasks.summarization.video import FrameEncoder
-
     model = zoo.load("sum-gda")
     encoder = FrameEncoder(backbone="test_resnet", out_dim=model.hparams.in_dim, image_size=64)
     keyshots = model.summarize(video_path, out_dir=tmp_path, encoder=encoder, progress=False)

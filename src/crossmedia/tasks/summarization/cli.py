@@ -64,7 +64,8 @@ def summarize_main(argv: list[str]) -> int:
     import timm
 
     from crossmedia import zoo
-    from crossmedia.tasks.summarization.video import VideoReadError, summarize_video
+    from crossmedia.data.video import VideoReadError
+    from crossmedia.tasks.summarization.video import summarize_video
 
     if not timm.is_model(args.backbone):
         close = difflib.get_close_matches(args.backbone, timm.list_models(), n=3, cutoff=0.6)

@@ -3,22 +3,24 @@
 The pipeline follows how the eccv16 SumMe/TVSum files were built, so a model trained on them (or
 on the built-in data written in their format) can summarise any video:
 
-1. :func:`read_video` decodes the file with PyAV and keeps every ``round(native_fps / fps)``-th
-   frame (2 fps by default); ``picks`` are the frame indices of the kept frames (0, 15, 30, ...
-   for a 30 fps video), exactly the eccv16 ``picks`` field.
+1. :func:`~crossmedia.data.video.read_video` decodes the file with PyAV and keeps every
+   ``round(native_fps / fps)``-th frame (2 fps by default); ``picks`` are the frame indices of the
+   kept frames (0, 15, 30, ... for a 30 fps video), exactly the eccv16 ``picks`` field. A still
+   image, or any file of fewer than 2 frames, is refused.
 2. :class:`FrameEncoder` turns the sampled frames into features (T, D) with a timm backbone.
 3. Kernel temporal segmentation (:func:`~crossmedia.tasks.summarization.kts.segment_features`)
    cuts the video into shots on those features; the shots tile ``[0, n_frames)``.
 4. A scorer (a trained model's ``summarize_scores``) gives each step an importance in [0, 1];
    :func:`~crossmedia.data.keyshots.generate_summary` spreads the scores over the
    frames, averages them per shot and picks shots by a 0/1 knapsack within 15 % of the frames.
-5. :func:`summarize_video` writes the chosen shots as a GIF and the scores, shots and choice as a
-   timeline plot (:func:`timeline_figure`, also used by training callbacks).
+5. :func:`summarize_video` writes the chosen shots as a GIF (:func:`crossmedia.core.media.write_gif`)
+   and the scores, shots and choice as a timeline plot
+   (:func:`~crossmedia.tasks.summarization.callbacks.timeline_figure`, also drawn during training).
 
 One departure from the evaluation protocol, for people rather than benchmarks: a shot longer than
 the whole budget can never be chosen, so :func:`summarize_video` cuts such shots into equal parts
 that fit before the knapsack runs (a video of a few long static shots would otherwise give an
-empty summary). Benchmarks use ``metrics.generate_summary`` on the dataset's own change points.
+empty summary). Benchmarks use ``data.keyshots.generate_summary`` on the dataset's own change points.
 """
 from __future__ import annotations
 
@@ -33,94 +35,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossmedia.tasks.summarization.kts import segment_features
+from crossmedia.core.media import write_gif
+from crossmedia.core.modes import eval_mode
 from crossmedia.data.keyshots import frame_scores as spread_scores
 from crossmedia.data.keyshots import generate_summary
+from crossmedia.data.video import read_video
+from crossmedia.tasks.summarization.callbacks import timeline_figure
+from crossmedia.tasks.summarization.kts import segment_features
 
-__all__ = ["VideoReadError", "SampledVideo", "read_video", "FrameEncoder", "Keyshots", "select_keyshots",
-           "summarize_video", "split_long_segments", "timeline_figure"]
-
-_GIF_MAX_FRAMES = 60  # the GIF shows at most this many of the chosen sampled frames
-_GIF_MAX_SIDE = 192  # pixels, longest side of a GIF frame
-_GIF_FRAME_MS = 250  # display time of one GIF frame
-
-
-class VideoReadError(ValueError):
-    """A video file that cannot be opened or decoded, or that holds no video stream."""
-
-
-# reading
-
-@dataclass
-class SampledVideo:
-    """The frames of a video sampled at ``fps``, in the eccv16 conventions.
-
-    ``frames`` (N, H, W, 3) uint8 RGB, downscaled; ``picks`` (N,) int64 frame index of each sampled
-    frame; ``n_frames`` the number of frames decoded; ``native_fps`` the stream's frame rate;
-    ``step`` the sampling interval in frames (``picks = arange(N) * step``).
-    """
-
-    frames: np.ndarray
-    picks: np.ndarray
-    n_frames: int
-    native_fps: float
-    step: int
-
-
-def _frame_rate(stream, path: Path) -> float:
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate is not None and float(rate) > 0:
-            return float(rate)
-    raise VideoReadError(f"{path}: the video stream does not say its frame rate")
-
-
-def _scaled_size(width: int, height: int, max_short_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_short_side / min(width, height))  # only ever shrink
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def read_video(path: str | Path, *, fps: float = 2.0, max_short_side: int = 224) -> SampledVideo:
-    """Decode ``path`` with PyAV and keep every ``round(native_fps / fps)``-th frame.
-
-    Every frame is decoded (so ``n_frames`` is exact) but only the kept ones are converted to RGB,
-    downscaled on the fly so that their short side is at most ``max_short_side`` pixels; memory is
-    bounded by the sampled frames. Raises ``FileNotFoundError`` for a missing file and
-    :class:`VideoReadError` (naming the file) when it cannot be opened or decoded, holds no video
-    stream or no frame.
-    """
-    import av  # PyAV: imported here so that plotting helpers do not need it
-
-    path = Path(path)
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such video file: {path}")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, UnicodeDecodeError) as err:
-        raise VideoReadError(f"{path}: cannot open as a video file ({err})") from None
-    with container:
-        if not container.streams.video:
-            raise VideoReadError(f"{path}: the file holds no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        native_fps = _frame_rate(stream, path)
-        step = max(1, round(native_fps / fps))
-        frames, picks, n_frames = [], [], 0
-        try:
-            for frame in container.decode(stream):
-                if n_frames % step == 0:
-                    width, height = _scaled_size(frame.width, frame.height, max_short_side)
-                    frames.append(frame.to_ndarray(width=width, height=height, format="rgb24",
-                                                   interpolation="AREA"))  # (H, W, 3)
-                    picks.append(n_frames)
-                n_frames += 1
-        except av.FFmpegError as err:
-            raise VideoReadError(f"{path}: decoding failed after {n_frames} frames ({err})") from None
-    if not frames:
-        raise VideoReadError(f"{path}: the video stream holds no decodable frame")
-    return SampledVideo(frames=np.stack(frames), picks=np.asarray(picks, dtype=np.int64), n_frames=n_frames,
-                        native_fps=native_fps, step=step)  # frames (N, H, W, 3)
+__all__ = ["FrameEncoder", "Keyshots", "select_keyshots", "summarize_video", "split_long_segments"]
 
 
 # encoding
@@ -197,15 +120,13 @@ class FrameEncoder(nn.Module):
         frames = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be (N, H, W, 3) RGB, got shape {tuple(frames.shape)}")
-        was_training = self.training
-        self.eval()
         out = []
-        with tqdm(total=len(frames), desc="encoding frames", unit="frame", disable=not progress) as bar:
+        bar = tqdm(total=len(frames), desc="encoding frames", unit="frame", disable=not progress)
+        with eval_mode(self), bar:
             for start in range(0, len(frames), batch_size):
                 batch = frames[start:start + batch_size]
                 out.append(self(self.preprocess(batch)).float().cpu())
                 bar.update(len(batch))
-        self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.out_dim)  # (N, out_dim)
 
 
@@ -247,58 +168,6 @@ def split_long_segments(change_points: np.ndarray, max_len: int) -> np.ndarray:
         bounds = start + np.round(np.arange(parts + 1) * length / parts).astype(np.int64)  # (parts+1,)
         rows += [(int(a), int(b) - 1) for a, b in zip(bounds[:-1], bounds[1:])]
     return np.asarray(rows, dtype=np.int64).reshape(-1, 2)  # (n_seg', 2)
-
-
-def _write_gif(frames: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    if len(frames) > _GIF_MAX_FRAMES:
-        frames = frames[np.linspace(0, len(frames) - 1, _GIF_MAX_FRAMES).round().astype(np.int64)]
-    images = []
-    for frame in frames:
-        image = Image.fromarray(frame)
-        image.thumbnail((_GIF_MAX_SIDE, _GIF_MAX_SIDE))
-        images.append(image.quantize(colors=128, method=Image.Quantize.MEDIANCUT))
-    images[0].save(path, save_all=True, append_images=images[1:], duration=_GIF_FRAME_MS, loop=0)
-
-
-def timeline_figure(frame_scores: np.ndarray | torch.Tensor, change_points: np.ndarray | torch.Tensor,
-                    frame_mask: np.ndarray | torch.Tensor | None, *, fps: float, title: str):
-    """A timeline of a summary as a matplotlib ``Figure`` (Agg canvas, no pyplot state).
-
-    ``frame_scores`` (n_frames,) importance over time (seconds on the x axis at ``fps``),
-    ``change_points`` (n_seg, 2) inclusive shots drawn as thin boundaries, ``frame_mask``
-    (n_frames,) the chosen keyshots, shaded (``None`` to shade nothing). Save it with
-    ``fig.savefig(path)`` or log it as an image.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    scores = np.asarray(torch.as_tensor(frame_scores).detach().cpu(), dtype=np.float64).reshape(-1)
-    cps = np.asarray(torch.as_tensor(change_points).detach().cpu(), dtype=np.int64).reshape(-1, 2)
-    n_frames = len(scores)
-    seconds = np.arange(n_frames + 1) / fps  # (n_frames+1,) frame edges
-    figure = Figure(figsize=(10, 2.8), layout="constrained")
-    FigureCanvasAgg(figure)
-    axis = figure.add_subplot()
-    if frame_mask is not None:
-        mask = np.asarray(torch.as_tensor(frame_mask).detach().cpu()).reshape(-1).astype(bool)
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))  # run starts, ends
-        for i, (start, stop) in enumerate(zip(edges[0::2], edges[1::2])):
-            axis.axvspan(start / fps, stop / fps, color="tab:orange", alpha=0.35, lw=0,
-                         label="keyshots" if i == 0 else None)
-    for start in cps[1:, 0]:
-        axis.axvline(start / fps, color="0.45", lw=0.6, zorder=1)
-    axis.plot([], [], color="0.45", lw=0.6, label="shot boundaries")  # legend entry for the boundaries
-    axis.stairs(scores, seconds, baseline=None, color="tab:blue", lw=1.4, label="importance", zorder=3)
-    axis.stairs(scores, seconds, fill=True, color="tab:blue", alpha=0.12, lw=0, zorder=2)
-    low = min(0.0, float(scores.min())) if n_frames else 0.0
-    high = max(1.0, float(scores.max())) if n_frames else 1.0
-    axis.set(xlim=(0, n_frames / fps), ylim=(low, high + 0.05 * (high - low)), xlabel="time (s)", ylabel="score")
-    axis.set_title(title, loc="left", fontsize="medium")
-    axis.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3, fontsize="small", frameon=False,
-                borderaxespad=0.2)
-    return figure
 
 
 def select_keyshots(features: torch.Tensor, scores: torch.Tensor, *, step: int, n_frames: int,
@@ -359,7 +228,7 @@ def summarize_video(path: str | Path, *, scorer: Callable[[torch.Tensor], torch.
     chosen_frames = video.frames[mask[video.picks]]  # (K, H, W, 3) sampled frames inside keyshots
     if make_gif and len(chosen_frames):
         gif_path = out_dir / f"{path.stem}_summary.gif"
-        _write_gif(chosen_frames, gif_path)
+        write_gif(chosen_frames, gif_path)
     timeline_path = out_dir / f"{path.stem}_timeline.png"
     plural = "s" * (len(segments) != 1)
     title = (f"{path.name}: {len(segments)} keyshot{plural}, {mask.sum() / video.native_fps:.1f} s of "
