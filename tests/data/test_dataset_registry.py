@@ -228,3 +228,15 @@ def test_ensure_uses_a_prepared_caption_folder_under_another_name(tmp_path):
                                                     "file": "dataset_coco.json"}))
     assert ensure("scenes", tmp_path) == tmp_path  # not overwritten by the built-in
     assert ensure("coco-captions", tmp_path) == tmp_path
+
+
+def test_every_module_that_registers_is_loaded_by_the_registry():
+    """The registry imports its registering modules by name: a new one must be on its list."""
+    import crossmedia.data
+    from crossmedia.data.registry import _REGISTERING_MODULES
+
+    package = Path(crossmedia.data.__file__).parent
+    registering = {"crossmedia.data." + ".".join(path.relative_to(package).with_suffix("").parts)
+                   for path in package.rglob("*.py") if path.name != "registry.py"
+                   and ("register_dataset(" in path.read_text() or "@register_folder_format(" in path.read_text())}
+    assert registering == set(_REGISTERING_MODULES)
