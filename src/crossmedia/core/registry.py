@@ -39,6 +39,8 @@ _BASES = {"model": "LightningModule", "data": "LightningDataModule"}
 
 @dataclass(frozen=True)
 class ZooEntry:
+    """One line of ``zoo.list_models()``: what a card says, read from its YAML alone."""
+
     name: str
     task: str
     summary: str
