@@ -78,3 +78,48 @@ def toy_ctx(batch=6, dim=16, seed=1):
 def toy():
     """A tiny deterministic step decoder (``toy.decoder(seed=...)``) and contexts (``toy.ctx(batch, ...)``)."""
     return types.SimpleNamespace(decoder=ToyDecoder, ctx=toy_ctx)
+
+
+# built-in hashing data for tests that train through the real command
+
+TINY_CSQ = """\
+seed_everything: 0
+model:
+  class_path: crossmedia.tasks.hashing.module.CSQModule
+  init_args: {num_classes: 10, bits: 16, backbone: test_resnet, hidden: 64}
+data:
+  class_path: crossmedia.tasks.hashing.data.HashingDataModule
+  init_args: {dataset: digits, batch_size: 64}
+trainer: {max_epochs: 1, enable_progress_bar: false, enable_model_summary: false}
+"""
+MINI_SIZES = {"train": 96, "query": 24, "database": 96}  # digits has 1000 / 300 / 1497
+
+
+@pytest.fixture
+def tiny_csq(tmp_path):
+    """A LightningCLI config file (``TINY_CSQ``): CSQ with a tiny ResNet on ``digits``, one epoch."""
+    path = tmp_path / "csq-small.yaml"
+    path.write_text(TINY_CSQ)
+    return path
+
+
+@pytest.fixture(scope="session")
+def hashing_data(tmp_path_factory):
+    """CROSSMEDIA_DATA for the session: the built-in ``digits`` set, generated once."""
+    from crossmedia.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("crossmedia_data")
+    prepare("digits", root=root / "digits", progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini(hashing_data, tmp_path_factory):
+    """A hand-made DeepHash folder (no meta.json): the first items of each digits split
+    (``MINI_SIZES``), with absolute image paths. ``--data.root`` points a run at it."""
+    root = tmp_path_factory.mktemp("mini_digits")
+    digits = hashing_data / "digits"
+    for split, n in MINI_SIZES.items():
+        rows = [line.split(maxsplit=1) for line in (digits / f"{split}.txt").read_text().splitlines()[:n]]
+        (root / f"{split}.txt").write_text("".join(f"{digits / path} {labels}\n" for path, labels in rows))
+    return root

@@ -7,13 +7,19 @@
     crossmedia summarize VIDEO [--model sum-gda]   # and other commands tasks contribute
 
 ``fit`` & co. are LightningCLI (subclassed): a zoo card given with ``-c`` contributes its
-``config`` section. Runs live in ``runs/<name>/`` (config.yaml, checkpoints/last.ckpt, samples/,
-wandb/), so a killed run resumes with ``--ckpt_path last``.
+``config`` section. Each run gets its own folder, ``runs/<name>/`` or, when that holds a run,
+``runs/<name>-2/``, … (config.yaml, checkpoints/last.ckpt, samples/, wandb/; see core/runs.py),
+and ``--ckpt_path last`` resumes the latest of them. Training stops at the first non-finite
+loss (core/callbacks.py: FiniteLossGuard). The project's own errors (a bad card, weights, data,
+run folder, a NaN loss) end the command with one line, ``crossmedia fit: <message>``, and exit
+code 1; ``CROSSMEDIA_TRACEBACK=1`` shows the traceback instead.
 """
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 import yaml
@@ -41,8 +47,8 @@ def _card_config(argv: list[str]) -> tuple[list[str], str | None]:
             i += 1
             continue
         path = Path(value)
-        if not path.is_file() and value in find_cards():
-            path = find_cards()[value]
+        if not path.is_file():
+            path = _card_path(value, find_cards())
         raw = yaml.safe_load(path.read_text()) if path.is_file() else None
         if isinstance(raw, dict) and "config" in raw and "weights" in raw:
             card = read_card(path)  # validates class paths before anything is built
@@ -55,13 +61,28 @@ def _card_config(argv: list[str]) -> tuple[list[str], str | None]:
     return out, name
 
 
+def _card_path(value: str, cards: dict[str, Path]) -> Path:
+    """The card a ``-c`` value that is not a file names, or a CardError listing close names."""
+    from crossmedia.core.cards import CardError, get_card
+
+    if value in cards:
+        return cards[value]
+    try:
+        get_card(Path(value).stem)  # raises with the closest names
+    except CardError as err:
+        raise CardError(f"-c {value}: no such file, and {err}") from None
+    raise CardError(f"-c {value}: no such file (the zoo name is {Path(value).stem!r})")
+
+
 def _lightning_cli(argv: list[str]) -> None:
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
+    from pytorch_lightning.utilities import rank_zero_info
 
-    from crossmedia.core.callbacks import ResumableCheckpoint
+    from crossmedia.core.callbacks import FiniteLossGuard, ResumableCheckpoint
     from crossmedia.core.loggers import make_default_logger
+    from crossmedia.core.runs import claim_run_dir, latest_run_dir
 
     argv, card_name = _card_config(argv)
 
@@ -73,13 +94,15 @@ def _lightning_cli(argv: list[str]) -> None:
                                 help="run folder name under runs/ (default: the card's name)")
             parser.add_argument("--checkpoint_every_n_steps", type=int, default=50,
                                 help="refresh checkpoints/last.ckpt this often (mid-epoch resume)")
+            parser.add_argument("--stop_on_non_finite", type=bool, default=True,
+                                help="stop at the first NaN/inf loss, gradient or weight (FiniteLossGuard)")
 
         def instantiate_trainer(self, **kwargs) -> pl.Trainer:
             config = self._get(self.config, "trainer", default={})
             extra_callbacks = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
             trainer_config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
             run_name = self._get(self.config, "run_name")
-            root = Path(config.get("default_root_dir") or Path("runs") / run_name)
+            root = self._run_folder(run_name, config.get("default_root_dir"))
             trainer_config["default_root_dir"] = str(root)
             if trainer_config.get("logger") in (None, True):
                 trainer_config["logger"] = make_default_logger(root, run_name)
@@ -89,8 +112,25 @@ def _lightning_cli(argv: list[str]) -> None:
             ):
                 every = self._get(self.config, "checkpoint_every_n_steps")
                 callbacks.append(ResumableCheckpoint(dirpath=root / "checkpoints", every_n_train_steps=every))
+            if self._get(self.config, "stop_on_non_finite") and not any(
+                isinstance(cb, FiniteLossGuard) for cb in callbacks + extra_callbacks
+            ):
+                callbacks.append(FiniteLossGuard())
             trainer_config["callbacks"] = callbacks
             return self._instantiate_trainer(trainer_config, extra_callbacks)
+
+        def _run_folder(self, run_name: str, root: str | None) -> Path:
+            """This run's own folder (core/runs.py). ``fit --ckpt_path last`` resumes in the latest
+            folder of the name; ``validate``/``test``/``predict --ckpt_path last`` read that
+            folder's last.ckpt but write into a folder of their own."""
+            last = self._get(self.config, "ckpt_path") == "last"
+            if last and self.subcommand != "fit" and root is None:
+                latest = latest_run_dir(Path("runs"), run_name)
+                if latest is not None:
+                    self.config_init[self.subcommand]["ckpt_path"] = str(latest / "checkpoints" / "last.ckpt")
+            folder = claim_run_dir(runs=Path("runs"), name=run_name, root=root, resume=last and self.subcommand == "fit")
+            rank_zero_info(f"run folder: {folder}")
+            return folder
 
     CrossmediaCLI(
         pl.LightningModule,
@@ -102,6 +142,19 @@ def _lightning_cli(argv: list[str]) -> None:
         args=argv,
         auto_configure_optimizers=False,
     )
+
+
+def _for_people(err: Exception) -> bool:
+    """An error to answer with its one-line message, not a traceback: one of the project's own
+    error types (CardError, WeightsError, UnknownDatasetError, NonFiniteError, RunFolderError …),
+    or a ValueError / LookupError / OSError that the project's code raised itself. A TypeError,
+    or anything raised inside torch or Lightning, is a bug to read the traceback of."""
+    if type(err).__module__.startswith("crossmedia."):
+        return True
+    frames = traceback.extract_tb(err.__traceback__)
+    package = str(Path(__file__).resolve().parents[1])
+    return (isinstance(err, (ValueError, LookupError, OSError)) and bool(frames)
+            and str(Path(frames[-1].filename).resolve()).startswith(package))
 
 
 def task_commands() -> dict:
@@ -130,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return zoo_main(argv[1:])
     if argv and argv[0] == "data":
-        from crossmedia.core.zoo_cli import data_main
+        try:
+            from crossmedia.data.cli import main as data_main
+        except ImportError:  # TODO(G): drop once helper B's data/cli.py has landed
+            from crossmedia.core.zoo_cli import data_main
 
         return data_main(argv[1:])
     if not argv or argv[0] in ("-h", "--help") or argv[0] in _LIGHTNING_COMMANDS:
@@ -138,7 +194,13 @@ def main(argv: list[str] | None = None) -> int:
             print(__doc__)
             if not argv:
                 return 2
-        _lightning_cli(argv)
+        try:
+            _lightning_cli(argv)
+        except Exception as err:
+            if not _for_people(err) or os.environ.get("CROSSMEDIA_TRACEBACK"):
+                raise
+            print(f"crossmedia {argv[0]}: {' '.join(str(err).split())}", file=sys.stderr)
+            return 1
         return 0
     extra = task_commands()
     if argv[0] in extra:
