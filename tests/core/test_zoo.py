@@ -172,5 +172,5 @@ def test_optional_metric_is_skipped_when_not_logged_and_a_required_one_is_not(tm
     assert [c.key for c in checks] == ["test/mAP"]
     raw["metrics"][-1].pop("optional")
     path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(KeyError, match="test/not_logged"):
+    with pytest.raises(CardError, match=r"csq.yaml: metrics key 'test/not_logged' was not logged by the test loop"):
         evaluate(read_card(path), weights=weights, progress=False)

@@ -15,14 +15,14 @@ DATA = {"class_path": "crossmedia.tasks.hashing.data.HashingDataModule",
         "init_args": {"dataset": "digits", "batch_size": 64}}
 
 
-def _run(tmp_path, state=None, model=MODEL):
+def _run(tmp_path, state=None, model=MODEL, data=DATA):
     """A run folder (config.yaml + checkpoints/last.ckpt) without training: ``state`` edits the
     freshly built module's state dict."""
     from crossmedia.tasks.hashing.module import CSQModule
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump({"seed_everything": 0, "model": model, "data": DATA,
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed_everything": 0, "model": model, "data": data,
                                                      "trainer": {"max_steps": 1}}))
     weights = CSQModule(**MODEL["init_args"]).state_dict()
     if state:
@@ -81,3 +81,10 @@ def test_export_names_the_class_and_what_it_lacks_of_the_task_contract(tmp_path)
     for lack in ("TaskModule.task must be a non-empty string", "card_metrics is empty", "inference names no"):
         assert lack in message
     assert "\n" not in message and _nothing_written(tmp_path)
+
+
+def test_an_export_whose_measurement_fails_leaves_no_card_or_weights(tmp_path):
+    data = {**DATA, "init_args": {**DATA["init_args"], "dataset": "no-such-dataset"}}
+    with pytest.raises(Exception, match="no-such-dataset"):
+        _export(_run(tmp_path, data=data), tmp_path)
+    assert _nothing_written(tmp_path)  # no card with placeholder metrics left in the zoo

@@ -46,7 +46,7 @@ def evaluate(name, *, weights=None, own_weights: bool = False, progress: bool = 
     per card metric. A metric marked ``optional: true`` (one a task logs only on some datasets)
     is skipped when the test loop did not log it. ``weights``/``own_weights`` as in ``zoo.load``."""
     from crossmedia.core import registry
-    from crossmedia.core.cards import get_card
+    from crossmedia.core.cards import CardError, get_card
 
     card = get_card(name) if isinstance(name, str) else name
     model = registry.load(card, weights=weights, own_weights=own_weights)
@@ -56,8 +56,8 @@ def evaluate(name, *, weights=None, own_weights: bool = False, progress: bool = 
         if m["key"] not in measured and m.get("optional"):
             continue
         if m["key"] not in measured:
-            raise KeyError(f"{card.path}: metric key {m['key']!r} was not logged by the test loop; "
-                           f"logged: {', '.join(sorted(measured))}")
+            raise CardError(f"{card.path}: metrics key {m['key']!r} was not logged by the test loop; "
+                            f"logged: {', '.join(sorted(measured))} (mark it `optional: true` if only some data log it)")
         checks.append(MetricCheck(metric=m["metric"], key=m["key"], dataset=m["dataset"], split=m["split"],
                                   card=float(m["value"]), measured=measured[m["key"]],
                                   tolerance=float(m.get("tolerance", DEFAULT_TOLERANCE))))

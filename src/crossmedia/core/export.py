@@ -6,6 +6,8 @@ What it writes is named by ``--name`` (a plain file name: ``checkpoints/<name>.s
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -92,7 +94,6 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
             raise ValueError(f"{ckpt}: the checkpoint has no hyper-parameter {key!r}, which {model_cls.__name__} "
                              f"sets during fit; was the run finished?")
         model_config["init_args"][key] = list(value) if isinstance(value, tuple) else value
-    sha256 = save_weights(state, weights_path, metadata={"name": name, "dtype": dtype})
 
     trainer_keys = ("max_epochs", "max_steps", "precision", "accumulate_grad_batches", "gradient_clip_val",
                     "deterministic", "check_val_every_n_epoch", "log_every_n_steps")
@@ -105,22 +106,27 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
         "paper": dict(model_cls.paper),
         "config": {"seed_everything": config.get("seed_everything"), "model": model_config,
                    "data": config["data"], "trainer": trainer},
-        "weights": {"file": weights_path.name, "sha256": sha256, "dtype": dtype, "url": None},
-        "metrics": [],
+        "weights": {"file": weights_path.name, "sha256": None, "dtype": dtype, "url": None},
+        "metrics": [dict(spec, dataset=config["data"].get("init_args", {}).get("dataset", "?"), value=0.0,
+                         tolerance=tolerance) for spec in model_cls.card_metrics],
         "commands": {"train": f"make train TASK={task} MODEL={name}", "eval": f"make eval MODEL={name}"},
     }
     if notes:
         card["notes"] = notes
+    # Weights and a placeholder card are written to a scratch folder and measured there, by the same
+    # code `zoo eval` runs; the zoo and checkpoints folders change only once that succeeded.
+    with tempfile.TemporaryDirectory(prefix="crossmedia-export-") as scratch:
+        scratch_weights, scratch_card = Path(scratch) / weights_path.name, Path(scratch) / card_path.name
+        card["weights"]["sha256"] = save_weights(state, scratch_weights, metadata={"name": name, "dtype": dtype})
+        scratch_card.write_text(yaml.safe_dump(card, sort_keys=False))
+        checks = {check.key: check
+                  for check in evaluate(read_card(scratch_card), weights=scratch_weights, progress=progress)}
+        card["metrics"] = [spec for spec in card["metrics"] if spec["key"] in checks]  # optional ones not logged
+        for spec in card["metrics"]:
+            spec.pop("optional", None)
+            spec["value"] = round(checks[spec["key"]].measured, 6)
+        weights_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(scratch_weights, weights_path)
     card_path.parent.mkdir(parents=True, exist_ok=True)
-    # Written first with placeholder values so `evaluate` reads it as any card; then measured.
-    specs = [dict(spec, dataset=config["data"].get("init_args", {}).get("dataset", "?"), value=0.0,
-                  tolerance=tolerance) for spec in model_cls.card_metrics]
-    card["metrics"] = specs
-    card_path.write_text(yaml.safe_dump(card, sort_keys=False))
-    checks = {check.key: check for check in evaluate(read_card(card_path), weights=weights_path, progress=progress)}
-    card["metrics"] = [spec for spec in card["metrics"] if spec["key"] in checks]  # optional ones not logged
-    for spec in card["metrics"]:
-        spec.pop("optional", None)
-        spec["value"] = round(checks[spec["key"]].measured, 6)
     card_path.write_text(yaml.safe_dump(card, sort_keys=False))
     return card_path
