@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 __all__ = ["FIELDS", "Eccv16FormatError", "VideoRecord", "eccv16_filename", "make_key", "parse_key", "list_videos",
            "read_video",
-           "write_video", "open_eccv16", "Eccv16Dataset"]
+           "write_video", "open_eccv16", "eccv16_files_complete", "Eccv16Dataset"]
 
 FIELDS: tuple[str, ...] = ("features", "gtscore", "gtsummary", "user_summary", "change_points", "n_frame_per_seg",
                            "n_frames", "picks", "n_steps")
@@ -212,6 +212,14 @@ def _check(record: VideoRecord, file: Any, *, strict: bool, require_user_summary
     if bad.size:
         raise _error(file, key, f"field 'n_frame_per_seg'[{bad[0]}] = {nfps[bad[0]]} but change_points row {bad[0]} "
                                 f"holds {cps[bad[0], 1] - cps[bad[0], 0] + 1} frames")
+
+
+def eccv16_files_complete(root: Path, meta: dict[str, Any]) -> bool:
+    """The h5 file a dataset folder's ``meta`` names (of the size it records, if any) and its split
+    file are in ``root`` (the check of a :class:`crossmedia.data.folder.DatasetFolder`)."""
+    target, splits_file = Path(root) / str(meta.get("file", "")), meta.get("splits_file")
+    return (target.is_file() and meta.get("size", target.stat().st_size) == target.stat().st_size
+            and splits_file is not None and (Path(root) / splits_file).is_file())
 
 
 # reading and writing

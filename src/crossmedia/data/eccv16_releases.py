@@ -12,20 +12,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from crossmedia.data.eccv16 import (Eccv16FormatError, eccv16_filename, list_videos, make_key, open_eccv16,
-                                    parse_key, read_video)
+from crossmedia.data.eccv16 import (Eccv16FormatError, eccv16_filename, eccv16_files_complete, list_videos, make_key,
+                                    open_eccv16, parse_key, read_video)
 from crossmedia.data.folder import DatasetFolder, read_meta
 from crossmedia.data.registry import Preparer, Ready, register_dataset, register_folder_format
 from crossmedia.data.splits import Split, make_splits, read_splits, write_splits
 
-__all__ = ["prepare_eccv16", "eccv16_copy_complete"]
-
-
-def eccv16_copy_complete(root: Path, meta: dict) -> bool:
-    """The h5 file ``meta`` names (of the size it records, if any) and its split file are in ``root``."""
-    target, splits_file = Path(root) / str(meta.get("file", "")), meta.get("splits_file")
-    return (target.is_file() and meta.get("size", target.stat().st_size) == target.stat().st_size
-            and splits_file is not None and (Path(root) / splits_file).is_file())
+__all__ = ["prepare_eccv16", "eccv16_folder"]
 
 
 @register_folder_format("eccv16")
@@ -34,7 +27,7 @@ def eccv16_folder(root: Path) -> bool:
     meta = read_meta(root)
     if meta is None:
         return any(Path(root).glob("*.h5"))
-    return meta.get("format") == "eccv16" and eccv16_copy_complete(root, meta)
+    return meta.get("format") == "eccv16" and eccv16_files_complete(root, meta)
 
 
 def prepare_eccv16(root: str | Path, *, source: str | Path, name: str, seed: int = 0, splits: str | Path | None = None,
@@ -60,7 +53,7 @@ def prepare_eccv16(root: str | Path, *, source: str | Path, name: str, seed: int
     splits_path = target.with_name(f"{target.stem}_splits.json")
     splits_source = None if splits is None else str(Path(splits).resolve())
     folder = DatasetFolder(root, {"name": name, "size": path.stat().st_size, "source": str(path.resolve()),
-                                  "seed": seed, "splits_source": splits_source}, complete=eccv16_copy_complete)
+                                  "seed": seed, "splits_source": splits_source}, complete=eccv16_files_complete)
     if folder.ready():
         return root
     require = name in ("summe", "tvsum")
@@ -93,7 +86,7 @@ def _release(name: str) -> tuple[Preparer, Ready]:
         return prepare_eccv16(root, source=source, name=name, seed=seed, progress=progress)
 
     def ready(root: Path) -> bool:
-        return DatasetFolder(root, {"name": name, "format": "eccv16"}, complete=eccv16_copy_complete).ready()
+        return DatasetFolder(root, {"name": name, "format": "eccv16"}, complete=eccv16_files_complete).ready()
 
     return preparer, ready
 

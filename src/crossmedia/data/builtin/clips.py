@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from crossmedia.data.deephash import lists_complete, stratified_split, write_split_lists
-from crossmedia.data.folder import DatasetFolder, recorded_seed
+from crossmedia.data.folder import DatasetFolder
 from crossmedia.data.registry import register_dataset
 
 __all__ = ["make_clips", "draw_clip", "CLIPS_CLASS_NAMES", "CLIP_FRAMES"]
@@ -77,15 +77,16 @@ def draw_clip(class_index: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack(frames).astype(np.uint8)  # (T, H, W, 3)
 
 
-def _folder(root: Path, seed: int) -> DatasetFolder:
-    return DatasetFolder(root, {"name": "clips", "seed": seed, "generator_version": _GENERATOR_VERSION},
+def _folder(root: Path, **settings: int) -> DatasetFolder:
+    """``root`` as a ``clips`` folder of this generator version (and of ``settings``: the seed)."""
+    return DatasetFolder(root, {"name": "clips", **settings, "generator_version": _GENERATOR_VERSION},
                          complete=lists_complete)
 
 
 def make_clips(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
     """Write the ``clips`` dataset into ``root`` (skipped when a complete copy with ``seed`` exists)."""
     root = Path(root)
-    folder = _folder(root, seed)
+    folder = _folder(root, seed=seed)
     if folder.ready():
         return root
     with folder.rewriting() as meta:
@@ -119,7 +120,7 @@ def make_clips(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
 
 
 @register_dataset("clips", kind="video", builtin=True, num_classes=len(CLIPS_CLASS_NAMES),
-                  ready=lambda root: _folder(root, recorded_seed(root, "clips")).ready(),
+                  ready=lambda root: _folder(root).ready(),  # any seed
                   summary="800 generated 8-frame 32x32 clips, 10 classes = shape x motion")
 def _prepare_clips(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
     return make_clips(root, seed=seed, progress=progress)

@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from crossmedia.data.deephash import lists_complete, stratified_split, write_split_lists
-from crossmedia.data.folder import DatasetFolder, recorded_seed
+from crossmedia.data.folder import DatasetFolder
 from crossmedia.data.registry import register_dataset
 
 __all__ = ["make_digits", "digit_pixels", "DIGITS_CLASS_NAMES"]
@@ -31,8 +31,9 @@ def digit_pixels(images: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(images, dtype=np.float64) * 255.0 / 16.0).astype(np.uint8)
 
 
-def _folder(root: Path, seed: int) -> DatasetFolder:
-    return DatasetFolder(root, {"name": "digits", "seed": seed, "generator_version": _GENERATOR_VERSION},
+def _folder(root: Path, **settings: int) -> DatasetFolder:
+    """``root`` as a ``digits`` folder of this generator version (and of ``settings``: the seed)."""
+    return DatasetFolder(root, {"name": "digits", **settings, "generator_version": _GENERATOR_VERSION},
                          complete=lists_complete)
 
 
@@ -41,7 +42,7 @@ def make_digits(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
     from sklearn.datasets import load_digits
 
     root = Path(root)
-    folder = _folder(root, seed)
+    folder = _folder(root, seed=seed)
     if folder.ready():
         return root
     with folder.rewriting() as meta:
@@ -73,7 +74,7 @@ def make_digits(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
 
 
 @register_dataset("digits", kind="image", builtin=True, num_classes=len(DIGITS_CLASS_NAMES),
-                  ready=lambda root: _folder(root, recorded_seed(root, "digits")).ready(),
+                  ready=lambda root: _folder(root).ready(),  # any seed
                   summary="1,797 real 8x8 handwritten digits (scikit-learn), 10 classes, one-hot")
 def _prepare_digits(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
     return make_digits(root, seed=seed, progress=progress)

@@ -34,12 +34,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from crossmedia.data.folder import DatasetFolder, read_meta, recorded_seed
+from crossmedia.data.folder import DatasetFolder
 from crossmedia.data.karpathy import tokenize
 from crossmedia.data.registry import register_dataset
 
 __all__ = ["SCENE_SHAPES", "SCENE_COLOURS", "COLOUR_WORDS", "SHAPE_WORDS", "SIZE_WORDS", "SceneObject", "Scene",
-           "sample_scene", "render_scene", "caption_scene", "draw_scene", "make_scenes", "scenes_complete", "scenes_ready"]
+           "sample_scene", "render_scene", "caption_scene", "draw_scene", "make_scenes", "scenes_complete",
+           "scenes_ready"]
 
 SCENE_SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "diamond")
 SCENE_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -385,21 +386,21 @@ def _files_complete(root: Path, meta: dict) -> bool:
         return sum(entry.name.endswith(".png") for entry in entries) == meta.get("num_images")
 
 
-def _folder(root: str | Path, seed: int, num_images: int) -> DatasetFolder:
-    return DatasetFolder(Path(root), {"name": "scenes", "seed": seed, "num_images": num_images,
-                                      "generator_version": _GENERATOR_VERSION}, complete=_files_complete)
+def _folder(root: str | Path, **settings: int) -> DatasetFolder:
+    """``root`` as a ``scenes`` folder of this generator version (and of ``settings``: seed, num_images)."""
+    return DatasetFolder(Path(root), {"name": "scenes", **settings, "generator_version": _GENERATOR_VERSION},
+                         complete=_files_complete)
 
 
 def scenes_complete(root: str | Path, *, seed: int = 0, num_images: int | None = None) -> bool:
     """True when ``root`` holds the finished dataset of this generator version, ``seed`` and size."""
-    return _folder(root, seed, NUM_IMAGES if num_images is None else num_images).ready()
+    return _folder(root, seed=seed, num_images=NUM_IMAGES if num_images is None else num_images).ready()
 
 
 def scenes_ready(root: str | Path) -> bool:
     """``root`` holds a finished ``scenes`` folder of this generator version, of any seed and size
     (a smaller copy made for tests or demos is kept as it is)."""
-    meta = read_meta(root) or {}
-    return scenes_complete(root, seed=recorded_seed(root, "scenes"), num_images=meta.get("num_images", NUM_IMAGES))
+    return _folder(root).ready()
 
 
 def make_scenes(root: str | Path, *, seed: int = 0, progress: bool = True, num_images: int | None = None) -> Path:
@@ -410,7 +411,7 @@ def make_scenes(root: str | Path, *, seed: int = 0, progress: bool = True, num_i
     root, num_images = Path(root), NUM_IMAGES if num_images is None else int(num_images)
     if num_images < 1:
         raise ValueError(f"num_images must be positive, got {num_images}")
-    folder = _folder(root, seed, num_images)
+    folder = _folder(root, seed=seed, num_images=num_images)
     if folder.ready():
         return root
     with folder.rewriting() as meta:

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from crossmedia.data.deephash import lists_complete, write_split_lists
-from crossmedia.data.folder import DatasetFolder, recorded_seed
+from crossmedia.data.folder import DatasetFolder
 from crossmedia.data.registry import register_dataset
 
 __all__ = ["make_shapes", "draw_shapes_image", "SHAPES_CLASS_NAMES"]
@@ -76,15 +76,16 @@ def draw_shapes_image(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     return pixels, label
 
 
-def _folder(root: Path, seed: int) -> DatasetFolder:
-    return DatasetFolder(root, {"name": "shapes", "seed": seed, "generator_version": _GENERATOR_VERSION},
+def _folder(root: Path, **settings: int) -> DatasetFolder:
+    """``root`` as a ``shapes`` folder of this generator version (and of ``settings``: the seed)."""
+    return DatasetFolder(root, {"name": "shapes", **settings, "generator_version": _GENERATOR_VERSION},
                          complete=lists_complete)
 
 
 def make_shapes(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
     """Write the ``shapes`` dataset into ``root`` (skipped when a complete copy with ``seed`` exists)."""
     root = Path(root)
-    folder = _folder(root, seed)
+    folder = _folder(root, seed=seed)
     if folder.ready():
         return root
     with folder.rewriting() as meta:
@@ -118,7 +119,7 @@ def make_shapes(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
 
 
 @register_dataset("shapes", kind="image", builtin=True, num_classes=len(SHAPES_CLASS_NAMES),
-                  ready=lambda root: _folder(root, recorded_seed(root, "shapes")).ready(),
+                  ready=lambda root: _folder(root).ready(),  # any seed
                   summary="3,000 generated 32x32 images with 1-3 coloured shapes, 8 classes, multi-label")
 def _prepare_shapes(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
     return make_shapes(root, seed=seed, progress=progress)

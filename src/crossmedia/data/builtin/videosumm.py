@@ -40,8 +40,8 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from crossmedia.data.eccv16 import VideoRecord, eccv16_filename, make_key, write_video
-from crossmedia.data.folder import DatasetFolder, read_meta
+from crossmedia.data.eccv16 import VideoRecord, eccv16_filename, eccv16_files_complete, make_key, write_video
+from crossmedia.data.folder import DatasetFolder
 from crossmedia.data.keyshots import generate_summary
 from crossmedia.data.registry import register_dataset
 from crossmedia.data.splits import make_splits, write_splits
@@ -190,11 +190,11 @@ def _make_video(rng: np.random.Generator, variant: str, index: int, world: dict[
 
 # functions
 
-def _folder(root: str | Path, variant: Variant, *, seed: int, dim: int, num_videos: int) -> DatasetFolder:
-    h5_path, splits_path = videosumm_files(root, variant)
-    return DatasetFolder(Path(root), {"name": f"{variant}-builtin", "seed": seed, "dim": dim, "num_videos": num_videos,
-                                      "generator_version": _GENERATOR_VERSION},
-                         complete=lambda root, meta: h5_path.is_file() and splits_path.is_file())
+def _folder(root: str | Path, variant: Variant, **settings: int) -> DatasetFolder:
+    """``root`` as a built-in ``variant`` folder of this generator version (and of ``settings``: seed,
+    dim, num_videos)."""
+    expected = {"name": f"{variant}-builtin", **settings, "generator_version": _GENERATOR_VERSION}
+    return DatasetFolder(Path(root), expected, complete=eccv16_files_complete)
 
 
 def make_videosumm(root: str | Path, *, variant: Variant, seed: int = 0, progress: bool = True, dim: int = 1024,
@@ -233,10 +233,7 @@ def make_videosumm(root: str | Path, *, variant: Variant, seed: int = 0, progres
 def videosumm_ready(root: str | Path, variant: Variant) -> bool:
     """``root`` holds a finished built-in ``variant`` of this generator version, of any seed, size and
     feature dimension (a smaller copy made for tests or demos is kept as it is)."""
-    meta = read_meta(root) or {}
-    if meta.get("name") != f"{variant}-builtin":
-        return False
-    return _folder(root, variant, seed=meta.get("seed"), dim=meta.get("dim"), num_videos=meta.get("num_videos")).ready()
+    return _folder(root, variant).ready()
 
 
 # registry entries: the built-in datasets (the real eccv16 files they stand in for register in eccv16.py)
