@@ -236,7 +236,7 @@ def videosumm_ready(root: str | Path, variant: Variant) -> bool:
     return _folder(root, variant).ready()
 
 
-# registry entries: the built-in datasets (the real eccv16 files they stand in for register in eccv16.py)
+# registry entries: the built-in datasets (the real eccv16 files they stand in for register in eccv16_releases.py)
 
 def _builtin_preparer(variant: Variant):
     def preparer(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
