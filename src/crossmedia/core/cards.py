@@ -82,6 +82,10 @@ def read_card(path: str | Path) -> Card:
     missing = [key for key in _REQUIRED if key not in raw]
     if missing:
         raise CardError(f"{path}: missing field(s) {', '.join(missing)}")
+    for key, kind in (("config", dict), ("weights", dict), ("paper", dict), ("metrics", list), ("commands", dict)):
+        if not isinstance(raw[key], kind):
+            raise CardError(f"{path}: {key} must be a {'mapping' if kind is dict else 'list'}, "
+                            f"got {type(raw[key]).__name__}")
     config = raw["config"]
     for part in ("model", "data"):
         if not isinstance(config.get(part), dict) or "class_path" not in config[part]:
@@ -94,7 +98,7 @@ def read_card(path: str | Path) -> Card:
     check_file_name(path, "weights.file", weights["file"])
     for i, metric in enumerate(raw["metrics"]):
         for key in ("dataset", "split", "metric", "key", "value"):
-            if key not in metric:
+            if not isinstance(metric, dict) or key not in metric:
                 raise CardError(f"{path}: metrics[{i}].{key} is missing")
     if path.stem != raw["name"]:
         raise CardError(f"{path}: the file name must be <name>.yaml, but name is {raw['name']!r}")
