@@ -23,12 +23,13 @@ import torch
 
 from crossmedia import zoo
 from crossmedia.tasks.caption.data import CaptionDataModule
+from crossmedia.tasks.caption.reward import CaptionReward
+from crossmedia.tasks.caption.self_critical import SCNSTModule, SCSTModule
 
 DRAWS, BATCH, BATCHES = 12, 50, 3
 
 
-def gradients(model, batch: dict, rl: str) -> torch.Tensor:
-    model.hparams.rl = rl
+def gradients(model, batch: dict) -> torch.Tensor:
     draws = []
     for seed in range(DRAWS):
         torch.manual_seed(seed)
@@ -55,16 +56,17 @@ def main() -> None:
     torch.manual_seed(0)
     loader = iter(datamodule.train_dataloader())
     batches = [next(loader) for _ in range(BATCHES)]
-    model = zoo.load("caption-xe")
-    model.hparams.rl_start_epoch, model.hparams.samples_per_image = 0, 1
-    model.hparams.rollout, model.hparams.nstep = "greedy", 5
-    model._refs, model._scorer = datamodule.reward_references(), datamodule.reward_scorer()
-    model.log = lambda *args, **kwargs: None  # no Trainer in a benchmark
-    model.train()
-    model.on_train_epoch_start()  # RL stage: encoder frozen in eval mode
+    xe = zoo.load("caption-xe")
     results = {}
-    for rl in ("scst", "scnst"):
-        per_batch = [summary(gradients(model, batch, rl)) for batch in batches]
+    for rl, method, extra in (("scst", SCSTModule, {}), ("scnst", SCNSTModule, {"rollout": "greedy", "nstep": 5})):
+        args = {k: v for k, v in xe.hparams.items() if not k.startswith("_")}
+        model = method(**args, rl_start_epoch=0, samples_per_image=1, **extra)
+        model.load_state_dict(xe.state_dict(), strict=True)  # both estimators from the same XE weights
+        model._reward = CaptionReward(datamodule.reward_scorer(), datamodule.reward_references())
+        model.log = lambda *args, **kwargs: None  # no Trainer in a benchmark
+        model.train()
+        model.on_train_epoch_start()  # RL stage: encoder frozen in eval mode
+        per_batch = [summary(gradients(model, batch)) for batch in batches]
         results[rl] = tuple(sum(values) / len(values) for values in zip(*per_batch))
     for rl, (snr, cosine) in results.items():
         print(f"{rl:6s} gradient SNR {snr:.4f}   mean cosine between draws {cosine:+.3f}")

@@ -26,16 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when a test loa
 from _timing import best_time  # noqa: E402
 
 from crossmedia.tasks.caption.data import CaptionDataModule  # noqa: E402
-from crossmedia.tasks.caption.module import CaptionModule  # noqa: E402
+from crossmedia.tasks.caption.reward import CaptionReward  # noqa: E402
+from crossmedia.tasks.caption.self_critical import SCNSTModule, SCSTModule  # noqa: E402
 
 BATCH, REPEATS = 50, 5
 
 
-def make_step(datamodule: CaptionDataModule, rl: str, batch: dict):
+def make_step(datamodule: CaptionDataModule, method: type, batch: dict):
     torch.manual_seed(0)
-    model = CaptionModule(vocab=list(datamodule.vocabulary.words), decoder="updown", backbone="resnet18", stage=3,
-                          rl_start_epoch=0, rl=rl, rollout="greedy", nstep=5)
-    model._refs, model._scorer = datamodule.reward_references(), datamodule.reward_scorer()
+    extra = {"rollout": "greedy", "nstep": 5} if method is SCNSTModule else {}
+    model = method(vocab=list(datamodule.vocabulary.words), decoder="updown", backbone="resnet18", stage=3,
+                   rl_start_epoch=0, **extra)
+    model._reward = CaptionReward(datamodule.reward_scorer(), datamodule.reward_references())
     model.log = lambda *args, **kwargs: None  # no Trainer in a benchmark
     model.train()
     model.on_train_epoch_start()               # RL stage: encoder frozen in eval mode
@@ -56,7 +58,7 @@ def main() -> None:
     datamodule = CaptionDataModule(batch_size=BATCH)
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
-    scst, scnst = make_step(datamodule, "scst", batch), make_step(datamodule, "scnst", batch)
+    scst, scnst = make_step(datamodule, SCSTModule, batch), make_step(datamodule, SCNSTModule, batch)
     scst(), scnst()  # warm-up
     _, scst_time = best_time(scst, REPEATS)
     _, scnst_time = best_time(scnst, REPEATS)

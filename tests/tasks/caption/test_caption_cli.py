@@ -20,9 +20,9 @@ pytestmark = pytest.mark.slow
 CONFIG = """\
 seed_everything: 0
 model:
-  class_path: crossmedia.tasks.caption.module.CaptionModule
+  class_path: crossmedia.tasks.caption.self_critical.SCNSTModule
   init_args: {{decoder: {decoder}, backbone: resnet10t, stage: 2, dim: 32, image_size: 32, rl_start_epoch: 1,
-               rl: scnst, rollout: mc, rollout_samples: 2, nstep: 3, test_beam: 2{extra}}}
+               rollout: mc, rollout_samples: 2, nstep: 3, test_beam: 2{extra}}}
 data:
   class_path: crossmedia.tasks.caption.data.CaptionDataModule
   init_args: {{dataset: scenes, root: {root}, image_size: 32, batch_size: 20, eval_batch_size: 8, min_count: 2{data}}}
@@ -110,7 +110,7 @@ def test_ddp_two_cpu_processes_with_bf16_gather_every_validation_caption(tmp_pat
     from crossmedia.data.builtin.scenes import make_scenes
     from crossmedia.tasks.caption.cider import corpus_cider
     from crossmedia.tasks.caption.data import CaptionDataModule
-    from crossmedia.tasks.caption.module import CaptionModule
+    from crossmedia.tasks.caption.self_critical import SCNSTModule
 
     scenes = make_scenes(tmp_path_factory.mktemp("scenes60") / "scenes", num_images=60, progress=False)
     with socket.socket() as s:
@@ -136,7 +136,7 @@ def test_ddp_two_cpu_processes_with_bf16_gather_every_validation_caption(tmp_pat
     checkpoint = torch.load(tmp_path / "runs" / "ddp" / "checkpoints" / "last.ckpt", map_location="cpu",
                             weights_only=True)
     hparams = dict(checkpoint["hyper_parameters"])
-    model = CaptionModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+    model = SCNSTModule(**{k: v for k, v in hparams.items() if not k.startswith("_")})
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     data = CaptionDataModule(dataset="scenes", root=str(scenes), image_size=32, min_count=2, eval_batch_size=8)

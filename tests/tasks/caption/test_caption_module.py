@@ -1,5 +1,6 @@
-"""CaptionModule: XE loss falls, SCST and SCNST raise the CIDEr-D reward, caption() works on PIL images,
-and mismatched inputs fail with messages that say what to change."""
+"""CaptionModule / SCSTModule / SCNSTModule: XE loss falls, SCST and SCNST raise the CIDEr-D reward,
+caption() works on PIL images, mismatched inputs fail with messages that say what to change, and the
+test loop's CaptionMetric scores what the steps decoded."""
 import numpy as np
 import pytest
 import torch
@@ -7,6 +8,8 @@ from PIL import Image
 
 from crossmedia.tasks.caption.cider import CiderD
 from crossmedia.tasks.caption.module import CaptionModule
+from crossmedia.tasks.caption.reward import CaptionReward
+from crossmedia.tasks.caption.self_critical import SCNSTModule, SCSTModule
 
 VOCAB = ["<eos>", "<unk>", "a", "red", "blue", "circle", "square", "big", "small", "shape"]
 REFS = [["a red circle", "a red circle shape", "red circle"],
@@ -25,10 +28,10 @@ def _batch(with_captions=False):
     return batch
 
 
-def _toy_model(**kwargs):
+def _toy_model(cls=CaptionModule, **kwargs):
     torch.manual_seed(0)
-    model = CaptionModule(vocab=VOCAB, feature_dim=8, dim=32, dropout=0.0, max_len=6, **kwargs)
-    model._refs, model._scorer = REFS, CiderD.from_references(REFS)
+    model = cls(vocab=VOCAB, feature_dim=8, dim=32, dropout=0.0, max_len=6, **kwargs)
+    model._reward = CaptionReward(CiderD.from_references(REFS), REFS)
     model.log = lambda *args, **kw: None  # no Trainer here
     return model
 
@@ -42,15 +45,16 @@ def _greedy_reward(model, batch) -> float:
 
 def test_xe_loss_falls(one_thread, descend):
     model, batch = _toy_model(label_smoothing=0.1), _batch(with_captions=True)
+    assert not model.in_rl()
     losses = descend(lambda step: model.training_step(batch, step), torch.optim.Adam(model.parameters(), lr=1e-2), 40)
     assert losses[-1] < 0.5 * losses[0]
     model.eval()
     assert [model.vocabulary.decode(s) for s in model.generate(batch).tolist()][0].startswith(("a red", "red"))
 
 
-@pytest.mark.parametrize("rl", ["scst", "scnst"])
-def test_rl_raises_the_reward(rl, one_thread):
-    model, batch = _toy_model(rl_start_epoch=0, rl=rl, samples_per_image=4), _batch()
+@pytest.mark.parametrize("cls", [SCSTModule, SCNSTModule])
+def test_rl_raises_the_reward(cls, one_thread):
+    model, batch = _toy_model(cls, rl_start_epoch=0, samples_per_image=4), _batch()
     assert model.in_rl()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     before = _greedy_reward(model, batch)
@@ -65,7 +69,7 @@ def test_rl_raises_the_reward(rl, one_thread):
 
 def test_scst_mean_baseline_needs_several_samples():
     with pytest.raises(ValueError, match="samples_per_image >= 2"):
-        CaptionModule(vocab=VOCAB, feature_dim=8, rl="scst", baseline="mean", samples_per_image=1)
+        SCSTModule(vocab=VOCAB, feature_dim=8, baseline="mean", samples_per_image=1)
 
 
 def test_caption_takes_pil_images_and_tensors(one_thread):
@@ -140,21 +144,21 @@ def test_scheduled_sampling_schedule_and_xe_step_with_it(stub_trainer):
         model._trainer = stub_trainer("fit", current_epoch=epoch)
         assert model.scheduled_sampling_prob() == pytest.approx(prob), epoch
     torch.manual_seed(0)
-    loss = model._xe_loss(_batch(with_captions=True))  # at ss = 0.25 some inputs are the model's own samples
+    loss = model.xe_loss(_batch(with_captions=True))  # at ss = 0.25 some inputs are the model's own samples
     assert torch.isfinite(loss) and loss.item() > 0
 
 
 def test_ddp_stage_switch_with_a_frozen_encoder_asks_for_unused_parameter_detection(stub_trainer):
     import types
 
-    model = CaptionModule(vocab=VOCAB, backbone="resnet10t", dim=32, rl_start_epoch=3)
+    model = SCNSTModule(vocab=VOCAB, backbone="resnet10t", dim=32, rl_start_epoch=3)
     strategy = types.SimpleNamespace(_ddp_kwargs={})
     model._trainer = stub_trainer("fit", world_size=2, strategy=strategy)
     with pytest.raises(ValueError, match="ddp_find_unused_parameters_true"):
         model.setup("fit")
     strategy._ddp_kwargs["find_unused_parameters"] = True
     model.setup("fit")  # accepted
-    rl_only = CaptionModule(vocab=VOCAB, backbone="resnet10t", dim=32, rl_start_epoch=0)
+    rl_only = SCNSTModule(vocab=VOCAB, backbone="resnet10t", dim=32, rl_start_epoch=0)
     rl_only._trainer = model._trainer
     rl_only.configure_model()
     assert not any(p.requires_grad for p in rl_only.encoder.parameters())  # frozen before DDP wraps it

@@ -6,6 +6,7 @@ import textwrap
 import torch
 
 from crossmedia.core.callbacks import MediaCallback, run_dir
+from crossmedia.core.modes import eval_mode
 
 __all__ = ["CaptionSamples"]
 
@@ -35,10 +36,8 @@ class CaptionSamples(MediaCallback):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        was_training = pl_module.training
-        pl_module.eval()
-        seq = pl_module.generate(self._batch, beam_size=self.beam_size)
-        pl_module.train(was_training)
+        with eval_mode(pl_module):
+            seq = pl_module.generate(self._batch, beam_size=self.beam_size)
         captions = [pl_module.vocabulary.decode(row) for row in seq.tolist()]
         refs = trainer.datamodule.raw_references("val")
         index = self._batch["index"].tolist()

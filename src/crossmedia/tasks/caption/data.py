@@ -1,6 +1,6 @@
 """The captioning DataModule: a Karpathy-format caption folder, as images or as precomputed features.
 
-Batches are dicts:
+Batches are dicts (B images, S = ``image_size``, L = ``max_len + 1``):
 
 * ``images`` (B, 3, S, S) float, normalised with mean/std 0.5 — or, with ``features=PATH``,
   ``feats`` (B, N, D) float and ``mask`` (B, N) bool from a :class:`crossmedia.data.features.FeatureStore`;
@@ -18,24 +18,29 @@ frequencies are computed from them once and cached next to the dataset
 (:meth:`CaptionDataModule.reward_scorer`). For *evaluation* they are the raw sentences, which
 pycocoevalcap tokenises itself (``raw_references``), or our token lists joined by spaces
 (``token_references``) for the quick CIDEr-D of the validation loop.
+
+:class:`CaptionData` is the interface the caption modules read from ``trainer.datamodule`` (and
+nothing else): the vocabulary, the references in both forms, the reward scorer and, on data that
+has them, the scenes' ground-truth objects. Any data module offering it can train a captioner.
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from crossmedia.core.paths import data_root
-from crossmedia.data.deephash import read_meta
-from crossmedia.data.karpathy import CaptionedImage, Vocabulary, read_caption_folder, verify_images
-from crossmedia.data.prepare import ensure, karpathy_ready
+from crossmedia.core.task import TaskDataModule
+from crossmedia.data.folder import read_meta
+from crossmedia.data.karpathy import CaptionedImage, Vocabulary, karpathy_ready, read_caption_folder, verify_images
+from crossmedia.data.registry import ensure
 
-__all__ = ["CaptionDataModule", "CaptionDataset", "image_tensor", "gather_by_index"]
+__all__ = ["CaptionData", "CaptionDataModule", "CaptionDataset", "image_tensor"]
 
 SPLITS = ("train", "val", "test")
 
@@ -84,21 +89,6 @@ class CaptionDataset(Dataset):
         return item
 
 
-def gather_by_index(module: pl.LightningModule, values: torch.Tensor, index: torch.Tensor
-                    ) -> tuple[torch.Tensor, list[int]]:
-    """The rows of ``values`` (one per evaluated image, ``index`` its position in the split) from
-    every process, one row per position, in position order; returns (rows, positions). Under DDP
-    the DistributedSampler pads with repeats: the first row of each position is kept."""
-    trainer = module._trainer
-    if trainer is not None and trainer.world_size > 1:
-        values, index = module.all_gather(values).flatten(0, 1), module.all_gather(index).flatten()
-    first: dict[int, int] = {}
-    for row, i in enumerate(index.tolist()):
-        first.setdefault(i, row)
-    order = sorted(first)
-    return values[torch.tensor([first[i] for i in order], dtype=torch.long, device=values.device)], order
-
-
 def collate(items: list[dict]) -> dict:
     batch = {"index": torch.tensor([item["index"] for item in items], dtype=torch.long)}
     if "images" in items[0]:
@@ -112,12 +102,38 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
-class CaptionDataModule(pl.LightningDataModule):
+@runtime_checkable
+class CaptionData(Protocol):
+    """What a caption module reads from its data module (after ``setup``); ``split`` is
+    ``"train"``, ``"val"`` or ``"test"``, and the i-th entry of each list belongs to the image at
+    position i of the split (a batch's ``index``)."""
+
+    vocabulary: Vocabulary | None
+    """Built from the training captions; a model created without ``vocab`` takes it."""
+
+    def reward_references(self) -> list[list[str]]:
+        """Training references as the model can write them (vocabulary-mapped, cut at max_len words)."""
+
+    def reward_scorer(self):
+        """CIDEr-D with document frequencies of :meth:`reward_references`."""
+
+    def raw_references(self, split: str) -> list[list[str]]:
+        """Raw reference sentences (pycocoevalcap tokenises them)."""
+
+    def token_references(self, split: str) -> list[list[str]]:
+        """Our tokens of each reference, joined by spaces (the validation CIDEr-D)."""
+
+    def scene_objects(self, split: str) -> list[list[dict]] | None:
+        """Ground-truth objects of each image (dicts with ``colour``, ``shape`` ...), or None."""
+
+
+class CaptionDataModule(TaskDataModule):
     """Train / val / test loaders of a caption dataset (built-in ``scenes``, or a prepared
     ``coco-captions`` / ``flickr30k`` folder, or any folder holding a Karpathy JSON + meta.json).
 
     ``features`` points at precomputed features (a folder of ``<image_id>.npz``, an ``.h5`` or an
     ``.npz``); images are then never opened and the model must be built with ``feature_dim``.
+    Batches: see the module docstring; implements :class:`CaptionData`.
     """
 
     def __init__(self, *, dataset: str = "scenes", root: str | None = None, features: str | None = None,

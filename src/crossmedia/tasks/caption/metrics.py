@@ -34,6 +34,12 @@ in one Java call instead of two. Empty captions (also ones that are only punctua
 special care: they score 0 except that ROUGE-L counts an empty candidate against an empty reference
 as a match, as pycocoevalcap does.
 
+:class:`CaptionMetric` is the torchmetrics form the LightningModules use: it collects the decoded
+token ids of an evaluation loop (synchronised across processes by torchmetrics) and scores them
+when the loop ends, by this protocol (``protocol="coco"``, the test loop) or by our CIDEr-D
+(``protocol="cider"``, the quick validation score), plus the scene checks of
+:mod:`crossmedia.tasks.caption.scene_metrics` when the data has ground-truth objects.
+
 Java must be on the PATH (tokenizer and METEOR). Each call starts the tokenizer once and METEOR once
 (a few seconds: METEOR loads its paraphrase tables), and stops the METEOR process before returning.
 """
@@ -42,10 +48,15 @@ from __future__ import annotations
 import contextlib
 import shutil
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
-__all__ = ["METRICS", "coco_caption_scores"]
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+
+__all__ = ["METRICS", "coco_caption_scores", "CaptionMetric"]
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 """Keys of :func:`coco_caption_scores`'s result, in order (plus ``"SPICE"`` when it ran)."""
@@ -198,3 +209,63 @@ def _spice(gts: dict[int, list[str]], res: dict[int, list[str]]) -> float | None
         _spice_warned = True
         warnings.warn(f"SPICE skipped: {reason}. The other metrics are computed.", stacklevel=3)
     return None
+
+
+class CaptionMetric(Metric):
+    """The captions of one evaluation loop, scored when it ends.
+
+    ``update(seq, index)``: ``seq`` (B, L) token ids of the decoded captions (``<eos>`` = 0 pads),
+    ``index`` (B,) each image's position in the split. ``compute()`` gathers every process's rows
+    with ``gather`` (:func:`crossmedia.metrics.gather.gather_by_index` bound to the evaluating
+    module: one row per position, the DistributedSampler's padding repeats dropped, so torchmetrics'
+    own sync is off), decodes them with ``decode`` and returns the scores: ``protocol="coco"``:
+    :func:`coco_caption_scores` against ``references[i]`` (raw sentences); ``"cider"``:
+    ``{"CIDEr": corpus CIDEr-D}`` against ``references[i]`` (space-joined tokens). With ``objects``
+    (ground-truth objects per position) also ``{colour,shape}_precision`` and
+    :func:`~crossmedia.tasks.caption.scene_metrics.object_mentions`' ``object_errors``,
+    ``object_error_rate`` and ``object_recall``. The decoded captions stay in ``samples``:
+    [(position, caption)].
+    """
+
+    full_state_update = False
+
+    def __init__(self, *, decode: Callable[[list[int]], str], references: Sequence[Sequence[str]],
+                 gather: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, list[int]]],
+                 protocol: Literal["coco", "cider"] = "coco", objects: Sequence[Sequence[dict]] | None = None,
+                 max_len: int = 16, spice: bool = False):
+        super().__init__(sync_on_compute=False)
+        if protocol not in ("coco", "cider"):
+            raise ValueError(f"protocol must be 'coco' or 'cider', got {protocol!r}")
+        self.decode, self.references, self.objects, self.gather = decode, references, objects, gather
+        self.protocol, self.width, self.spice = protocol, max_len + 1, spice
+        self.samples: list[tuple[int, str]] = []
+        self.add_state("seq", default=[], dist_reduce_fx="cat")
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+
+    def update(self, seq: torch.Tensor, index: torch.Tensor) -> None:
+        width = self.width
+        seq = seq[:, :width] if seq.shape[1] >= width else F.pad(seq, (0, width - seq.shape[1]))  # (B, max_len + 1)
+        self.seq.append(seq.long())
+        self.index.append(index.long())
+
+    def compute(self) -> dict[str, float]:
+        seq = torch.cat(self.seq) if self.seq else torch.zeros(0, self.width, dtype=torch.long, device=self.device)
+        index = torch.cat(self.index) if self.index else torch.zeros(0, dtype=torch.long, device=self.device)
+        seq, order = self.gather(seq, index)                       # (M, max_len + 1), M distinct positions
+        captions = [self.decode(row) for row in seq.tolist()]
+        self.samples = list(zip(order, captions))
+        if not captions:
+            return {}
+        if self.protocol == "cider":
+            from crossmedia.tasks.caption.cider import corpus_cider
+
+            return {"CIDEr": float(corpus_cider(captions, [self.references[i] for i in order])[0])}
+        scores = coco_caption_scores(dict(zip(order, captions)), {i: list(self.references[i]) for i in order},
+                                     spice=self.spice)
+        if self.objects is not None:
+            from crossmedia.tasks.caption.scene_metrics import object_mentions, word_precision
+
+            objects = [self.objects[i] for i in order]
+            scores.update({f"{kind}_precision": v for kind, v in word_precision(captions, objects).items()})
+            scores.update(object_mentions(captions, objects))
+        return scores

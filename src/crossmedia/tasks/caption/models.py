@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crossmedia.nn.xlinear import CELU_ALPHA, XLinearAttention, XLinearRefiner, masked_mean
+from crossmedia.nn.masking import full_mask, masked_mean
+from crossmedia.nn.xlinear import CELU_ALPHA, XLinearAttention, XLinearRefiner
 
 __all__ = ["GridEncoder", "UpDownDecoder", "XLANDecoder", "build_decoder"]
 
@@ -47,11 +48,9 @@ def _embed(in_dim: int, dim: int, dropout: float) -> nn.Sequential:
 
 def _embedded_regions(embed: nn.Module, feats: torch.Tensor,
                       mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``embed(feats)`` and the validity mask (all regions valid when none is given)."""
-    regions = embed(feats)
-    if mask is None:
-        mask = torch.ones(regions.shape[:2], dtype=torch.bool, device=regions.device)
-    return regions, mask
+    """``embed(feats)`` (B, N, dim) and the validity mask (B, N) (all regions valid when none is given)."""
+    regions = embed(feats)                                          # (B, N, dim)
+    return regions, full_mask(regions) if mask is None else mask
 
 
 class UpDownDecoder(nn.Module):
@@ -71,23 +70,25 @@ class UpDownDecoder(nn.Module):
         self.logit = nn.Linear(dim, vocab_size)
 
     def prepare(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> tuple:
+        """Context of (B, N, feat_dim) features: regions (B, N, dim), keys (B, N, att_dim), pooled (B, dim), mask (B, N)."""
         regions, mask = _embedded_regions(self.feat, feats, mask)
-        pooled = masked_mean(regions, mask[..., None], 1)
+        pooled = masked_mean(regions, mask[..., None], 1)           # (B, dim)
         return regions, self.att_key(regions), pooled, mask
 
     def init_state(self, ctx: tuple) -> tuple:
-        zeros = ctx[0].new_zeros(ctx[0].shape[0], self.dim)
-        return zeros, zeros, zeros, zeros
+        zeros = ctx[0].new_zeros(ctx[0].shape[0], self.dim)         # (B, dim)
+        return zeros, zeros, zeros, zeros                           # h_att, c_att, h_lang, c_lang
 
     def step(self, words: torch.Tensor, state: tuple, ctx: tuple) -> tuple[torch.Tensor, tuple]:
-        regions, keys, pooled, mask = ctx
-        h_att, c_att, h_lang, c_lang = state
-        h_att, c_att = self.att_lstm(torch.cat([h_lang, pooled, self.word(words)], 1), (h_att, c_att))
-        scores = self.att_score(torch.tanh(keys + self.att_query(h_att)[:, None])).squeeze(-1)
-        alpha = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(-1)
-        attended = torch.bmm(alpha[:, None], regions).squeeze(1)
-        h_lang, c_lang = self.lang_lstm(torch.cat([attended, h_att], 1), (h_lang, c_lang))
-        return torch.log_softmax(self.logit(self.drop(h_lang)), -1), (h_att, c_att, h_lang, c_lang)
+        """One word: ``words`` (B,) -> log-probabilities of the next word (B, V) and the new state."""
+        regions, keys, pooled, mask = ctx                           # (B, N, dim), (B, N, att), (B, dim), (B, N)
+        h_att, c_att, h_lang, c_lang = state                        # each (B, dim)
+        h_att, c_att = self.att_lstm(torch.cat([h_lang, pooled, self.word(words)], 1), (h_att, c_att))  # (B, dim)
+        scores = self.att_score(torch.tanh(keys + self.att_query(h_att)[:, None])).squeeze(-1)  # (B, N)
+        alpha = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).softmax(-1)          # (B, N)
+        attended = torch.bmm(alpha[:, None], regions).squeeze(1)    # (B, 1, N) @ (B, N, dim) -> (B, dim)
+        h_lang, c_lang = self.lang_lstm(torch.cat([attended, h_att], 1), (h_lang, c_lang))   # (B, dim)
+        return torch.log_softmax(self.logit(self.drop(h_lang)), -1), (h_att, c_att, h_lang, c_lang)  # (B, V)
 
 
 class XLANDecoder(nn.Module):
@@ -107,22 +108,24 @@ class XLANDecoder(nn.Module):
         self.logit = nn.Linear(dim, vocab_size)
 
     def prepare(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> tuple:
+        """Context of (B, N, feat_dim) features: attention keys and values, pooled (B, dim), mask (B, N)."""
         regions, mask = _embedded_regions(self.feat, feats, mask)
-        pooled, regions = self.refine(regions, mask)
+        pooled, regions = self.refine(regions, mask)                # (B, dim), (B, N, dim)
         keys, values = self.attend.precompute(regions, regions)
         return keys, values, pooled, mask
 
     def init_state(self, ctx: tuple) -> tuple:
-        zeros = ctx[2].new_zeros(ctx[2].shape[0], self.dim)
-        return zeros, zeros, zeros
+        zeros = ctx[2].new_zeros(ctx[2].shape[0], self.dim)         # (B, dim)
+        return zeros, zeros, zeros                                  # h, c, context
 
     def step(self, words: torch.Tensor, state: tuple, ctx: tuple) -> tuple[torch.Tensor, tuple]:
+        """One word: ``words`` (B,) -> log-probabilities of the next word (B, V) and the new state."""
         keys, values, pooled, mask = ctx
-        h, c, context = state
-        h, c = self.lstm(torch.cat([self.word(words), pooled + context], 1), (h, c))
-        attended = self.attend(h, mask=mask, projected=(keys, values))
-        context = self.fuse(torch.cat([attended, h], 1))
-        return torch.log_softmax(self.logit(self.drop(context)), -1), (h, c, context)
+        h, c, context = state                                       # each (B, dim)
+        h, c = self.lstm(torch.cat([self.word(words), pooled + context], 1), (h, c))  # (B, 2 dim) -> (B, dim)
+        attended = self.attend(h, mask=mask, projected=(keys, values))              # (B, dim)
+        context = self.fuse(torch.cat([attended, h], 1))            # (B, 2 dim) -> GLU -> (B, dim)
+        return torch.log_softmax(self.logit(self.drop(context)), -1), (h, c, context)  # (B, V)
 
 
 def build_decoder(kind: str, vocab_size: int, feat_dim: int, **kwargs) -> nn.Module:

@@ -17,14 +17,28 @@ caption's own reward) and ``Q_0`` the value of the empty prefix. ``Q_t`` is esti
 out the prefix to a whole caption: the max-probability (greedy) rollout, or the mean reward of K
 sampled (Monte-Carlo) rollouts. ``Q_0`` by the same rule is, for the greedy rollout, SCST's
 greedy baseline. All prefixes of a batch are completed in ONE decoding call, without gradient.
+
+:func:`scst_token_advantage` and :func:`scnst_token_advantage` are the two methods' loss bodies:
+from the sampled captions (and the eval-mode decoder context for baselines and rollouts) to the
+per-token advantages that :func:`policy_gradient_loss` weighs the log-probabilities with. The
+reward is any ``reward(seq, images) -> (R,)`` (CIDEr-D of the training references, see
+:class:`crossmedia.tasks.caption.reward.CaptionReward`).
 """
 from __future__ import annotations
 
 import torch
 
-from crossmedia.nn.decoding import decode, sequence_mask, tree_index
+from collections.abc import Callable
 
-__all__ = ["scst_advantage", "nstep_advantage", "policy_gradient_loss", "prefix_rollouts", "q_table"]
+import torch.nn.functional as F
+
+from crossmedia.nn.decoding import Decoded, decode, sequence_mask, tree_index
+
+__all__ = ["scst_advantage", "nstep_advantage", "policy_gradient_loss", "prefix_rollouts", "q_table",
+           "scst_token_advantage", "scnst_token_advantage"]
+
+Reward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``reward(seq, images)``: (R,) rewards of the caption rows ``seq`` (R, L) of training images ``images`` (R,)."""
 
 
 def scst_advantage(sample_rewards: torch.Tensor, greedy_rewards: torch.Tensor | None = None) -> torch.Tensor:
@@ -110,3 +124,58 @@ def q_table(rollout_rewards: torch.Tensor, row: torch.Tensor, prefix_len: torch.
     t = torch.arange(steps + 1, device=total.device)[None]
     final = sample_rewards[:, None].to(total.dtype).expand_as(total)
     return torch.where(t >= lengths[:, None], final, total / count.clamp_min(1))
+
+
+def pad_to(seq: torch.Tensor, length: int) -> torch.Tensor:
+    """``seq`` (R, L) cut or padded with ``<eos>`` = 0 to (R, length)."""
+    return seq[:, :length] if seq.shape[1] >= length else F.pad(seq, (0, length - seq.shape[1]))
+
+
+def scst_token_advantage(decoder, eval_ctx: tuple, sampled: Decoded, images: torch.Tensor, reward: Reward, *,
+                         samples_per_image: int, max_len: int, baseline: str = "greedy"
+                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """SCST: every token of a sampled caption gets its reward minus the baseline.
+
+    ``sampled``: K = ``samples_per_image`` captions per image, image-major (R = B K rows, seq (R, L));
+    ``images`` (B,) the batch's training image ids; ``eval_ctx`` the decoder context of the B images
+    in eval mode (the greedy baseline is decoded from it, without gradient). Returns the advantages
+    (R, L) and what to log (``reward``: the samples' mean reward, ``greedy_reward``).
+    """
+    k = samples_per_image
+    sample_images = images.repeat_interleave(k)                               # (R,)
+    if baseline == "greedy":
+        with torch.no_grad():
+            greedy = decode(decoder.step, decoder.init_state(eval_ctx), eval_ctx, max_len=max_len).seq  # (B, L')
+        width = max_len + 1
+        rewards = reward(torch.cat([pad_to(sampled.seq, width), pad_to(greedy, width)]),
+                         torch.cat([sample_images, images]))                  # (R + B,)
+        sample_r, greedy_r = rewards[: sample_images.numel()], rewards[sample_images.numel():]
+        advantage = scst_advantage(sample_r.view(-1, k), greedy_r).flatten()  # (R,)
+        logged = {"reward": sample_r.mean(), "greedy_reward": greedy_r.mean()}
+    else:
+        sample_r = reward(sampled.seq, sample_images)
+        advantage = scst_advantage(sample_r.view(-1, k)).flatten()            # (R,)
+        logged = {"reward": sample_r.mean()}
+    return advantage[:, None].expand_as(sampled.log_probs), logged           # (R, L)
+
+
+def scnst_token_advantage(decoder, eval_ctx: tuple, sampled: Decoded, images: torch.Tensor, reward: Reward, *,
+                          samples_per_image: int, max_len: int, nstep: int, rollout_samples: int = 0
+                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Self-critical n-step: per-token advantages ``A^n_t = Q_min(t+n-1, T) - Q_t-1`` (module docstring).
+
+    Arguments as :func:`scst_token_advantage`; ``rollout_samples`` 0 rolls every prefix out greedily,
+    K > 0 averages K sampled completions. Returns the advantages (R, L) and what to log
+    (``reward``, ``value0``: the mean Q_0).
+    """
+    k = samples_per_image
+    expand = torch.arange(images.shape[0], device=images.device).repeat_interleave(k)  # (R,) row -> image row
+    sample_images = images[expand]
+    row, prefix_len, completed = prefix_rollouts(decoder, tree_index(eval_ctx, expand), sampled.seq,
+                                                 max_len=max_len, samples=rollout_samples)  # (M,), (M,), (M, L+1)
+    rewards = reward(torch.cat([pad_to(sampled.seq, completed.shape[1]), completed]),
+                     torch.cat([sample_images, sample_images[row]]))          # (R + M,)
+    sample_r, rollout_r = rewards[: expand.numel()], rewards[expand.numel():]
+    lengths = sampled.mask.sum(1)                                             # (R,) tokens incl. the end
+    q = q_table(rollout_r, row, prefix_len, sample_r, lengths, sampled.seq.shape[1])  # (R, L + 1)
+    return nstep_advantage(q, lengths, nstep), {"reward": sample_r.mean(), "value0": q[:, 0].mean()}

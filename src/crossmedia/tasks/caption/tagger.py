@@ -11,22 +11,27 @@ linear read-out, so each region learns to recognise what it shows. A
 ``encoder_from: scene-tagger``.
 
 Data is the same :class:`~crossmedia.tasks.caption.data.CaptionDataModule` (images and their
-position in the split); the targets come from its :meth:`scene_objects`. Test metrics: macro
-average precision over all tags, and the accuracy of the shape and colour presence decisions
-(logit > 0), averaged over those tags.
+position in the split); the targets come from its :meth:`scene_objects`. Test metrics
+(:class:`TagMetric`): macro average precision over all tags, and the accuracy of the shape and
+colour presence decisions (logit > 0), averaged over those tags. :meth:`SceneTagger.tags` names
+what PIL images (or a normalised batch) show.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torchmetrics import Metric
 
-from crossmedia.tasks.caption.data import gather_by_index
+from crossmedia.core.modes import eval_mode
+from crossmedia.core.task import TaskModule
+from crossmedia.metrics.gather import gather_by_index
+from crossmedia.tasks.caption.data import image_tensor
 from crossmedia.tasks.caption.models import GridEncoder
 
-__all__ = ["SceneTagger", "scene_tags", "tag_targets"]
+__all__ = ["SceneTagger", "TagMetric", "scene_tags", "tag_targets", "tag_scores"]
 
 
 def scene_tags(objects: Sequence[Sequence[dict]]) -> list[str]:
@@ -49,7 +54,33 @@ def tag_targets(objects: Sequence[Sequence[dict]], tags: Sequence[str]) -> torch
     return targets
 
 
-class SceneTagger(pl.LightningModule):
+class TagMetric(Metric):
+    """Tag logits of one evaluation loop, scored by :func:`tag_scores` when it ends.
+
+    ``update(logits, index)``: (B, T) logits and (B,) positions in the split. ``compute()`` gathers
+    every process's rows with ``gather`` (:func:`crossmedia.metrics.gather.gather_by_index` bound
+    to the module; one row per position) and scores them against ``targets`` (N, T) of the split.
+    """
+
+    full_state_update = False
+
+    def __init__(self, *, targets: torch.Tensor, tags: Sequence[str],
+                 gather: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, list[int]]]):
+        super().__init__(sync_on_compute=False)
+        self.targets, self.tag_names, self.gather = targets, list(tags), gather
+        self.add_state("logits", default=[], dist_reduce_fx="cat")
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+
+    def update(self, logits: torch.Tensor, index: torch.Tensor) -> None:
+        self.logits.append(logits.float())
+        self.index.append(index.long())
+
+    def compute(self) -> dict[str, float]:
+        logits, order = self.gather(torch.cat(self.logits), torch.cat(self.index))  # (M, T), M positions
+        return tag_scores(logits.cpu(), self.targets[order], self.tag_names)
+
+
+class SceneTagger(TaskModule):
     """Grid encoder + per-region tag read-out, max over regions, trained with binary cross-entropy."""
 
     task = "caption"
@@ -60,22 +91,25 @@ class SceneTagger(pl.LightningModule):
                     {"metric": "shape accuracy", "key": "test/shape_accuracy", "split": "test"},
                     {"metric": "colour accuracy", "key": "test/colour_accuracy", "split": "test"}]
     fit_hparams = ("tags",)  # filled in from the training objects during fit
+    inference = ("tags",)
 
     def __init__(self, *, tags: list[str] | None = None, backbone: str = "resnet18", pretrained: bool = False,
-                 stage: int = 3, lr: float = 1e-3, weight_decay: float = 0.0):
+                 stage: int = 3, lr: float = 1e-3, weight_decay: float = 0.0, image_size: int = 64):
         super().__init__()
         self.save_hyperparameters()
         self.encoder = GridEncoder(backbone, pretrained=pretrained, stage=stage)
         self.head: torch.nn.Linear | None = None
+        self.tag_names: list[str] = []
         if tags is not None:
             self._build(tags)
         self._targets: dict[str, torch.Tensor] = {}
-        self._reset_outputs()
+        self.val_metric: TagMetric | None = None
+        self.test_metric: TagMetric | None = None
 
     def _build(self, tags: Sequence[str]) -> None:
-        self.tags = list(tags)
-        self.hparams.tags = self.tags
-        self.head = torch.nn.Linear(self.encoder.dim, len(self.tags))
+        self.tag_names = list(tags)
+        self.hparams.tags = self.tag_names
+        self.head = torch.nn.Linear(self.encoder.dim, len(self.tag_names))
 
     def _objects(self, split: str) -> list[list[dict]]:
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
@@ -90,22 +124,32 @@ class SceneTagger(pl.LightningModule):
         if self.head is None:
             objects = self._objects("train")
             self._build(scene_tags(objects))
-            self._targets["train"] = tag_targets(objects, self.tags)
+            self._targets["train"] = tag_targets(objects, self.tag_names)
 
     def _split_targets(self, split: str) -> torch.Tensor:
         if split not in self._targets:
-            self._targets[split] = tag_targets(self._objects(split), self.tags)
+            self._targets[split] = tag_targets(self._objects(split), self.tag_names)
         return self._targets[split]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Tag logits (B, T): the highest region score of each tag."""
-        return self.head(self.encoder(images)).amax(dim=1)
+        return self.head(self.encoder(images)).amax(dim=1)  # (B, N, T) -> (B, T)
 
-    def tag(self, images: torch.Tensor, threshold: float = 0.5) -> list[list[str]]:
-        """The tags whose probability exceeds ``threshold``, for a normalised image batch."""
-        with torch.no_grad():
-            probs = torch.sigmoid(self(images.to(self.device)))
-        return [[t for t, p in zip(self.tags, row) if p > threshold] for row in probs.tolist()]
+    def tags(self, images, threshold: float = 0.5) -> list[list[str]]:
+        """The tags (shapes, colours, "colour shape" pairs) whose probability exceeds ``threshold``,
+        for PIL images or a (B, 3, H, W) tensor normalised to [-1, 1]: one list per image."""
+        from PIL import Image
+
+        if isinstance(images, torch.Tensor):
+            batch = images[None] if images.dim() == 3 else images
+        else:
+            items = [images] if isinstance(images, Image.Image) else list(images)
+            if not all(isinstance(image, Image.Image) for image in items):
+                raise TypeError("tags() takes PIL images or a (B, 3, H, W) tensor normalised to [-1, 1]")
+            batch = torch.stack([image_tensor(image, self.hparams.image_size) for image in items])
+        with eval_mode(self), torch.no_grad():
+            probs = torch.sigmoid(self(batch.to(self.device)))                 # (B, T)
+        return [[t for t, p in zip(self.tag_names, row) if p > threshold] for row in probs.tolist()]
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
@@ -118,35 +162,31 @@ class SceneTagger(pl.LightningModule):
 
     # evaluation
 
-    def _reset_outputs(self) -> None:
-        self._outputs: dict[str, list[torch.Tensor]] = {"logits": [], "index": []}
+    def metric(self, split: str) -> TagMetric:
+        """A :class:`TagMetric` of ``split`` for this tagger."""
+        return TagMetric(targets=self._split_targets(split), tags=self.tag_names, gather=partial(gather_by_index, self))
 
-    on_validation_epoch_start = on_test_epoch_start = _reset_outputs
+    def on_validation_epoch_start(self) -> None:
+        self.val_metric = self.metric("val")
 
-    def _collect(self, batch: dict) -> None:
-        self._outputs["logits"].append(self(batch["images"]).float())
-        self._outputs["index"].append(batch["index"])
+    def on_test_epoch_start(self) -> None:
+        self.test_metric = self.metric("test")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._collect(batch)
+        self.val_metric.update(self(batch["images"]), batch["index"])
 
-    test_step = validation_step
-
-    def _scores(self, split: str) -> dict[str, float]:
-        logits, index = torch.cat(self._outputs["logits"]), torch.cat(self._outputs["index"])
-        self._reset_outputs()
-        logits, order = gather_by_index(self, logits, index)
-        return tag_scores(logits.cpu(), self._split_targets(split)[order], self.tags)
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.test_metric.update(self(batch["images"]), batch["index"])
 
     def on_validation_epoch_end(self) -> None:
+        scores = self.val_metric.compute()
         if self.trainer.sanity_checking:
-            self._reset_outputs()
             return
-        for name, value in self._scores("val").items():
+        for name, value in scores.items():
             self.log(f"val/{name}", value, prog_bar=name != "colour_accuracy", sync_dist=False)
 
     def on_test_epoch_end(self) -> None:
-        for name, value in self._scores("test").items():
+        for name, value in self.test_metric.compute().items():
             self.log(f"test/{name}", value, sync_dist=False)
 
 

@@ -3,6 +3,7 @@ import types
 
 import pytest
 import torch
+from PIL import Image
 
 from crossmedia.core.checkpoint_io import save_weights
 from crossmedia.tasks.caption.module import CaptionModule
@@ -67,16 +68,25 @@ def test_tagger_learns_which_shapes_are_present(one_thread, descend, stub_traine
     tagger = SceneTagger(backbone="resnet18", stage=2, lr=3e-3)
     tagger._trainer = stub_trainer("fit", _with_objects(objects))
     tagger.configure_model()
-    assert tagger.tags == ["cross", "square", "white", "white cross", "white square"]
+    assert tagger.tag_names == ["cross", "square", "white", "white cross", "white square"]
     tagger.log = lambda *a, **k: None
     batch = {"images": images, "index": torch.arange(64)}
     losses = descend(lambda step: tagger.training_step(batch, step), tagger.configure_optimizers(), 30)
     assert losses[-1] < 0.3 * losses[0]
     tagger.eval()
-    tagger._collect(batch)
-    scores = tagger._scores("train")
+    metric = tagger.metric("train")
+    with torch.no_grad():
+        metric.update(tagger(images[:40]), batch["index"][:40])
+        metric.update(tagger(images[30:]), batch["index"][30:])  # positions 30..39 twice, as DDP padding repeats
+    scores = metric.compute()
     assert scores["shape_accuracy"] == 1.0 and scores["mAP"] == pytest.approx(1.0)
-    assert tagger.tag(images[:2]) == [["cross", "white", "white cross"], ["square", "white", "white square"]]
+    tagger.train()
+    assert tagger.tags(images[:2]) == [["cross", "white", "white cross"], ["square", "white", "white square"]]
+    assert tagger.training  # tags() decides in eval mode and gives the mode back
+    pil = Image.fromarray(((images[1] + 1) * 127.5).clamp(0, 255).byte().permute(1, 2, 0).numpy())
+    assert tagger.tags(pil) == tagger.tags(images[1])
+    with pytest.raises(TypeError, match="PIL images"):
+        tagger.tags(["not an image"])
 
 
 def test_tagger_without_ground_truth_says_what_to_do(stub_trainer):
