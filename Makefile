@@ -29,8 +29,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The default entry is looked up first and its failure (an unknown TASK) ends the target with
+# that one-line message; `set -x` then echoes the fit command that runs.
 train: $(STAMP)
-	$(CM) fit -c $(or $(MODEL),$$($(CM) zoo default $(TASK))) \
+	@model='$(MODEL)'; test -n "$$model" || model=$$($(CM) zoo default '$(TASK)') || exit 2; \
+	set -x; $(CM) fit -c "$$model" \
 		--trainer.devices=$(DEVICES) --trainer.num_nodes=$(NODES) \
 		$(if $(PRECISION),--trainer.precision=$(PRECISION)) \
 		$(if $(MAX_EPOCHS),--trainer.max_epochs=$(MAX_EPOCHS)) $(ARGS)

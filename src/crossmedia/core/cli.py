@@ -32,6 +32,7 @@ _LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
 def _card_config(argv: list[str]) -> tuple[list[str], str | None]:
     """Replace ``-c CARD`` (a card file or zoo name) by a file holding the card's config section."""
     from crossmedia.core.cards import find_cards, read_card
+    from crossmedia.core.registry import import_class
 
     out, name = [], None
     i = 0
@@ -51,7 +52,9 @@ def _card_config(argv: list[str]) -> tuple[list[str], str | None]:
             path = _card_path(value, find_cards())
         raw = yaml.safe_load(path.read_text()) if path.is_file() else None
         if isinstance(raw, dict) and "config" in raw and "weights" in raw:
-            card = read_card(path)  # validates class paths before anything is built
+            card = read_card(path)
+            for part in ("model", "data"):  # refused in one line before LightningCLI builds anything
+                import_class(card.class_path(part), part=part, source=card.path)
             name = card.name
             handle = tempfile.NamedTemporaryFile("w", suffix=f"-{card.name}.yaml", delete=False)
             yaml.safe_dump(card.config, handle)
@@ -183,10 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return zoo_main(argv[1:])
     if argv and argv[0] == "data":
-        try:
-            from crossmedia.data.cli import main as data_main
-        except ImportError:  # TODO(G): drop once helper B's data/cli.py has landed
-            from crossmedia.core.zoo_cli import data_main
+        from crossmedia.data.cli import main as data_main
 
         return data_main(argv[1:])
     if not argv or argv[0] in ("-h", "--help") or argv[0] in _LIGHTNING_COMMANDS:
@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:
             if not _for_people(err) or os.environ.get("CROSSMEDIA_TRACEBACK"):
                 raise
-            print(f"crossmedia {argv[0]}: {' '.join(str(err).split())}", file=sys.stderr)
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err  # KeyError quotes its str
+            print(f"crossmedia {argv[0]}: {' '.join(str(message).split())}", file=sys.stderr)
             return 1
         return 0
     extra = task_commands()
