@@ -92,6 +92,16 @@ def test_ranks_for_integer_scores_and_bf16():
     assert first_relevant_rank(I2T.bfloat16(), IMAGES, CAPTIONS).tolist() == [2, 2, 5]
 
 
+def test_ranks_with_multi_hot_labels():
+    one_hot = torch.nn.functional.one_hot
+    assert first_relevant_rank(I2T, one_hot(IMAGES, 4), one_hot(CAPTIONS, 4)).tolist() == [2, 2, 5]
+    # image 0 also shares a label with caption 4 (score 0.0, last) and image 2 with caption 0 (0.9, first)
+    q = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0]])
+    db = torch.tensor([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 0]])
+    db[0, 2] = 1
+    assert first_relevant_rank(I2T, q, db).tolist() == [2, 2, 1]
+
+
 def _vsepp(images, captions):
     """VSE++'s evaluation.py i2t and t2i (images repeated 5 times, as it takes them), 0-based ranks."""
     npts = images.shape[0] // 5
@@ -134,3 +144,33 @@ def test_errors_name_the_problem():
         mean_average_precision(SCORES, Q_LABELS, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="1-based"):
         recall_at_k(torch.tensor([0, 1]), 1)
+
+
+def test_torch_count_equals_the_cpu_kernel_on_ties():
+    """The two counting paths (PyTorch for GPUs, numba on the CPU) give the same ranks, ties included."""
+    from crossmedia.metrics import kernels, ranking
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 4, (50, 30), generator=gen)  # (50, 30) few values: ties everywhere
+    first = torch.randint(0, 30, (50,), generator=gen)
+    first[:2] = torch.tensor([0, 29])  # j* at both ends
+    best = scores.gather(1, first[:, None]).squeeze(1)
+    ours = ranking._count_above(scores, best, first)
+    by_kernel, nans = kernels.ranks_from_best(scores.numpy(), best.numpy(), first.numpy())
+    by_sort = (scores.sort(dim=1, descending=True, stable=True).indices == first[:, None]).int().argmax(dim=1) + 1
+    assert torch.equal(ours, by_sort) and torch.equal(torch.from_numpy(by_kernel), by_sort)
+    assert not nans.any()
+    with pytest.raises(ValueError, match="query 1 contain NaN"):
+        first_relevant_rank(torch.tensor([[1.0, 0.0], [float("nan"), 1.0]]), torch.tensor([0, 1]), torch.tensor([0, 1]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_equals_cpu():
+    gen = torch.Generator().manual_seed(2)
+    scores = torch.randint(0, 6, (300, 500), generator=gen).float()  # ties everywhere
+    ql, dl = torch.randint(0, 7, (300,), generator=gen), torch.randint(0, 7, (500,), generator=gen)
+    ql[0] = dl[0]
+    dl[:7] = torch.arange(7)  # every class present
+    for fn in (first_relevant_rank, mean_average_precision):
+        cpu, gpu = fn(scores, ql, dl), fn(scores.cuda(), ql.cuda(), dl.cuda())
+        assert torch.allclose(cpu.double(), gpu.cpu().double())
