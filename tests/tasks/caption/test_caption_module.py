@@ -163,3 +163,46 @@ def test_ddp_stage_switch_with_a_frozen_encoder_asks_for_unused_parameter_detect
     rl_only.configure_model()
     assert not any(p.requires_grad for p in rl_only.encoder.parameters())  # frozen before DDP wraps it
     assert all(p.requires_grad for p in rl_only.decoder.parameters())
+
+
+class _SceneData:
+    """A CaptionData stand-in: two test images with ground-truth objects and their references."""
+
+    vocabulary = None
+
+    def reward_references(self):
+        return REFS
+
+    def reward_scorer(self):
+        return CiderD.from_references(REFS)
+
+    def raw_references(self, split):
+        return [["A red circle."], ["A blue square."]]
+
+    def token_references(self, split):
+        return [["a red circle"], ["a blue square"]]
+
+    def scene_objects(self, split):
+        return [[{"colour": "red", "shape": "circle"}], [{"colour": "blue", "shape": "square"}]]
+
+
+def test_test_loop_logs_the_scene_checks(stub_trainer, monkeypatch):
+    """What the test steps decoded is scored once per image: coco metrics, word precision, object errors and recall."""
+    model = _toy_model()
+    logged = {}
+    model.log = lambda name, value, **kw: logged.__setitem__(name, value)
+    model._trainer = stub_trainer("test", _SceneData())
+    model.setup("test")
+    ids = {w: i for i, w in enumerate(VOCAB)}
+    decoded = iter([torch.tensor([[ids["a"], ids["red"], ids["circle"], ids["a"], ids["red"], ids["circle"], 0]]),
+                    torch.tensor([[ids["a"], ids["blue"], ids["square"], 0, 0, 0, 0]])])
+    monkeypatch.setattr(model, "generate", lambda batch, beam_size: next(decoded))
+    model.test_step({"index": torch.tensor([0])}, 0)
+    model.test_step({"index": torch.tensor([1])}, 1)
+    model.on_test_epoch_end()
+    # image 0: "a red circle a red circle" names its one red circle twice: 1 error; image 1 is right
+    assert logged["test/object_errors"] == pytest.approx(1 / 2)
+    assert logged["test/object_error_rate"] == pytest.approx(1 / 2)
+    assert logged["test/object_recall"] == pytest.approx(1.0)
+    assert logged["test/colour_precision"] == 1.0 and logged["test/shape_precision"] == 1.0
+    assert {"test/BLEU-4", "test/METEOR", "test/ROUGE-L", "test/CIDEr"} <= set(logged)
