@@ -24,8 +24,7 @@ from torch import nn
 
 from crossmedia.nn.masking import masked_mean
 
-# masked_mean is re-exported while caption/models.py still imports it from here
-__all__ = ["XLinearAttention", "XLinearRefiner", "masked_mean"]
+__all__ = ["XLinearAttention", "XLinearRefiner"]
 
 CELU_ALPHA = 1.3
 
