@@ -80,7 +80,8 @@ class _Manual(pl.LightningModule):
     def __init__(self, nan_at: int, raw_step: bool = False, log_d: bool = True):
         super().__init__()
         self.automatic_optimization = False
-        self.g, self.d, self.nan_at, self.raw_step, self.log_d = nn.Linear(4, 4), nn.Linear(4, 1), nan_at, raw_step, log_d
+        self.g, self.d = nn.Linear(4, 4), nn.Linear(4, 1)
+        self.nan_at, self.raw_step, self.log_d = nan_at, raw_step, log_d
 
     def training_step(self, batch, batch_idx):
         g_opt, d_opt = self.optimizers(use_pl_optimizer=not self.raw_step)

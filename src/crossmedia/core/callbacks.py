@@ -87,14 +87,15 @@ def _step_values(trainer: pl.Trainer, outputs=None) -> dict[str, torch.Tensor]:
     if isinstance(outputs, torch.Tensor):
         values["loss (returned)"] = outputs
     elif isinstance(outputs, dict):
-        values.update({f"{k} (returned)": v for k, v in outputs.items() if isinstance(v, torch.Tensor)})
+        values.update({f"{k} (returned)": v for k, v in outputs.items()})
     results = getattr(trainer, "_results", None)
     try:
         logged = results.metrics(True)["callback"] if results is not None else {}
     except (AttributeError, KeyError, RuntimeError):  # a Lightning that keeps its results elsewhere
         logged = {}
-    values.update({k: v for k, v in logged.items() if isinstance(v, torch.Tensor) and v.numel() == 1})
-    return values
+    values.update(logged)
+    return {k: v for k, v in values.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and v.numel() == 1}
 
 
 class FiniteLossGuard(pl.Callback):

@@ -131,7 +131,8 @@ def _lightning_cli(argv: list[str]) -> None:
                 latest = latest_run_dir(Path("runs"), run_name)
                 if latest is not None:
                     self.config_init[self.subcommand]["ckpt_path"] = str(latest / "checkpoints" / "last.ckpt")
-            folder = claim_run_dir(runs=Path("runs"), name=run_name, root=root, resume=last and self.subcommand == "fit")
+            resume = last and self.subcommand == "fit"
+            folder = claim_run_dir(runs=Path("runs"), name=run_name, root=root, resume=resume)
             rank_zero_info(f"run folder: {folder}")
             return folder
 
