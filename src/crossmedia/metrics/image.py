@@ -65,7 +65,8 @@ class _Features(nn.Module):
         super().__init__()
         self.__dict__["net"] = net  # held by reference: not a submodule (no state_dict keys, no optimiser)
         self.input_range, self.feature_range = input_range, feature_range
-        probe = torch.full((1, *image_shape), (input_range[0] + input_range[1]) / 2)  # (1, C, H, W)
+        device = next(iter(net.parameters()), torch.empty(0)).device  # probe where the network is
+        probe = torch.full((1, *image_shape), (input_range[0] + input_range[1]) / 2, device=device)  # (1, C, H, W)
         self.num_features = int(self(probe).shape[1])  # read by torchmetrics' FID
 
     def forward(self, images: Tensor) -> Tensor:
