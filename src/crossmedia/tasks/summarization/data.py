@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from crossmedia.core.paths import data_root
-from crossmedia.data.deephash import read_meta
+from crossmedia.core.task import TaskDataModule
 from crossmedia.data.eccv16 import Eccv16Dataset, parse_key
-from crossmedia.data.prepare import ensure, list_datasets
+from crossmedia.data.folder import read_meta
+from crossmedia.data.registry import ensure
 from crossmedia.data.splits import read_splits
 
 __all__ = ["SummarizationDataModule"]
@@ -51,7 +51,7 @@ def _single(batch: list[dict]) -> dict:
     return item
 
 
-class SummarizationDataModule(pl.LightningDataModule):
+class SummarizationDataModule(TaskDataModule):
     """Videos of one eccv16 dataset (built-in or prepared) and its split file.
 
     ``dataset`` is a registered name (``tvsum-builtin``, ``summe-builtin``, ``summe``, ``tvsum``…)
@@ -60,6 +60,26 @@ class SummarizationDataModule(pl.LightningDataModule):
     (derived from the name unless given). ``extra_datasets`` are other prepared datasets whose
     videos the split file may name for training: the augmented and transfer settings
     (``crossmedia.data.splits.make_splits``).
+
+    A batch is one video (``batch_size=1``; videos differ in length), a dict:
+
+    ===================  ==================  ==================================================
+    ``features``         (1, T, D) float32   GoogLeNet pool5 (or built-in) features, 2 fps steps
+    ``gtscore``          (1, T) float32      annotators' mean importance per step, in [0, 1]
+    ``gtsummary``        (T,) float32        the file's 0/1 reference summary per step
+    ``change_points``    (n_seg, 2) int64    shots as inclusive frame ranges
+    ``n_frame_per_seg``  (n_seg,) int64      frames per shot
+    ``picks``            (T,) int64          frame index of each step
+    ``n_frames``         int                 frames of the video
+    ``n_steps``          int                 T
+    ``user_summary``     (U, n_frames)       each user's 0/1 keyframes (absent for OVP/YouTube)
+    ``train_in``         (S,) bool           the video is in split s's training set
+    ``test_in``          (S,) bool           the video is in split s's test set
+    ``key``              str                 ``<h5 stem>/<video group>``
+    ===================  ==================  ==================================================
+
+    Interface the summarisation modules read (besides the batches): ``reduction`` ("max" or
+    "avg"), the F-score reduction of this dataset, set at construction.
     """
 
     def __init__(self, *, dataset: str = "tvsum-builtin", root: str | None = None, splits_file: str | None = None,
@@ -78,11 +98,7 @@ class SummarizationDataModule(pl.LightningDataModule):
     def _folder(self, dataset: str | None = None) -> Path:
         root = (Path(self.hparams.root) if self.hparams.root and dataset is None
                 else data_root() / (dataset or self.hparams.dataset))
-        dataset = dataset or self.hparams.dataset
-        info = list_datasets().get(dataset)
-        if (info is None or not info.builtin) and any(root.glob("*.h5")):
-            return root  # prepared or hand-made eccv16 files (``ensure`` checks DeepHash lists, not h5)
-        return ensure(dataset, root)  # generates a built-in; explains how to prepare a real one
+        return ensure(dataset or self.hparams.dataset, root)  # generates a built-in; explains how to prepare a real one
 
     def prepare_data(self) -> None:
         for dataset in [None, *(self.hparams.extra_datasets or [])]:

@@ -10,13 +10,20 @@ seeded random scores.
 
 For inference, :meth:`summarize_scores` averages the split networks' scores (an ensemble of the
 five); :meth:`summarize` turns features or a video file into keyshots.
+
+The F-score reduction of the test protocol (``max`` for SumMe, ``avg`` for TVSum) is the
+DataModule's declared ``reduction`` (:class:`~crossmedia.tasks.summarization.data.SummarizationDataModule`).
 """
 from __future__ import annotations
 
-import pytorch_lightning as pl
+from functools import partial
+
 import torch
 from torch import nn
 
+from crossmedia.core.manual import manual_step
+from crossmedia.core.modes import eval_mode
+from crossmedia.core.task import TaskModule
 from crossmedia.tasks.summarization.metrics import SummaryFScore
 from crossmedia.tasks.summarization.models import (CycleSUM, SumGDA, discriminator_losses, generator_losses,
                                                    sum_gda_supervised_loss, sum_gda_unsupervised_loss)
@@ -26,12 +33,17 @@ __all__ = ["SummarizationModule", "SumGDAModule", "CycleSUMModule"]
 _EVAL_FIELDS = ("change_points", "n_frames", "n_frame_per_seg", "picks", "user_summary")
 
 
-class SummarizationModule(pl.LightningModule):
+def _splits(mask: torch.Tensor) -> list[int]:
+    """Indices of the splits a (S,) bool membership mask holds."""
+    return mask.nonzero().flatten().tolist()
+
+
+class SummarizationModule(TaskModule):
     """Shared parts: per-split networks, the 5-split protocol, the inference API."""
 
     task = "summarization"
     summary = "video summarisation"
-    paper: dict = {}
+    inference = ("summarize",)
     card_metrics = [
         {"metric": "F-score", "key": "test/F", "split": "5 splits, mean"},
         {"metric": "F-score std", "key": "test/F_std", "split": "5 splits, std"},
@@ -61,11 +73,8 @@ class SummarizationModule(pl.LightningModule):
         features = torch.as_tensor(features, dtype=torch.float32, device=self.device)
         if features.dim() != 2 or features.shape[1] != self.hparams.in_dim:
             raise ValueError(f"features must be (T, {self.hparams.in_dim}), got {tuple(features.shape)}")
-        was_training = self.training
-        self.eval()
-        scores = torch.stack([self.scores(net, features[None])[0] for net in self.nets]).mean(dim=0)
-        self.train(was_training)
-        return scores
+        with eval_mode(self):
+            return torch.stack([self.scores(net, features[None])[0] for net in self.nets]).mean(dim=0)  # (T,)
 
     def summarize(self, video, *, out_dir=None, fps: float = 2.0, native_fps: float = 30.0, **kwargs):
         """Keyshots of a video file or of its 2 fps step features.
@@ -95,9 +104,18 @@ class SummarizationModule(pl.LightningModule):
 
     # the protocol
 
+    def _reduction(self) -> str:
+        """The F-score reduction the DataModule declares (``max`` SumMe, ``avg`` TVSum)."""
+        reduction = getattr(self.trainer.datamodule, "reduction", None)
+        if reduction not in ("max", "avg"):
+            raise TypeError(f"{type(self).__name__} is scored by the SumMe/TVSum protocol: its DataModule must declare "
+                            f"reduction = 'max' or 'avg' (as SummarizationDataModule does), got "
+                            f"{type(self.trainer.datamodule).__name__} with reduction={reduction!r}")
+        return reduction
+
     def _metric_set(self, stage: str) -> list[SummaryFScore]:
         if stage not in self._metrics:
-            reduction = self.trainer.datamodule.reduction
+            reduction = self._reduction()
             self._metrics[stage] = [
                 SummaryFScore(reduction=reduction, proportion=self.hparams.proportion)
                 for _ in range(3 * self.hparams.num_splits)  # model, uniform, random — per split
@@ -106,7 +124,7 @@ class SummarizationModule(pl.LightningModule):
 
     def _eval_step(self, batch, stage: str) -> None:
         metrics = self._metric_set(stage)
-        splits = batch["test_in"].nonzero().flatten().tolist()
+        splits = _splits(batch["test_in"])
         fields = {name: batch[name].cpu() if torch.is_tensor(batch[name]) else batch[name] for name in _EVAL_FIELDS}
         features = batch["features"]  # (1, T, D)
         n_steps = features.shape[1]
@@ -146,7 +164,7 @@ class SummarizationModule(pl.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch, batch_idx):
-        splits = batch["train_in"].nonzero().flatten().tolist()
+        splits = _splits(batch["train_in"])
         totals: dict[str, torch.Tensor] = {}
         for s in splits:
             for name, value in self.train_losses(self.nets[s], batch).items():
@@ -196,7 +214,14 @@ class SumGDAModule(SummarizationModule):
 
 class CycleSUMModule(SummarizationModule):
     """Cycle-SUM: bi-LSTM selector with forward/backward VAE-LSTM GANs and cycle consistency
-    (Yuan et al., AAAI 2019); unsupervised, trained with manual optimisation (two optimisers).
+    (Yuan et al., AAAI 2019); unsupervised, trained with manual optimisation.
+
+    Each split's network has two optimisers, one for its selector and generators (clipped at
+    ``gradient_clip``, by norm), one for its discriminators; per video, every split that trains on
+    it takes a generator step then a discriminator step (:func:`crossmedia.core.manual.manual_step`).
+    Lightning refuses ``--trainer.accumulate_grad_batches`` under manual optimisation: gradient
+    accumulation is this module's ``accumulate_grad_batches`` (1: a step per video). The logged
+    ``train/g_*`` and ``train/d_*`` losses are the means over the splits that trained on the video.
 
     ``representativeness_weight`` and ``repelling_weight`` add the per-frame terms (10) and (11)
     of :mod:`~crossmedia.tasks.summarization.models.cycle_sum` to the selector's loss — a
@@ -209,7 +234,7 @@ class CycleSUMModule(SummarizationModule):
 
     def __init__(self, *, in_dim: int = 1024, hidden: int = 128, latent: int = 64, discriminator_lr: float = 5e-5,
                  gradient_clip: float = 5.0, representativeness_weight: float = 0.0, repelling_weight: float = 0.0,
-                 **kwargs):
+                 accumulate_grad_batches: int = 1, **kwargs):
         self._net_args = dict(in_dim=in_dim, hidden=hidden, latent=latent)
         super().__init__(in_dim=in_dim, **kwargs)
         self.save_hyperparameters()
@@ -219,33 +244,33 @@ class CycleSUMModule(SummarizationModule):
         return CycleSUM(**self._net_args)
 
     def training_step(self, batch, batch_idx):
-        opt_g, opt_d = self.optimizers()
-        features = batch["features"]
-        logs: dict[str, torch.Tensor] = {}
-        for s in batch["train_in"].nonzero().flatten().tolist():
-            net = self.nets[s]
+        optimizers = self.optimizers()
+        generators, discriminators = optimizers[:len(self.nets)], optimizers[len(self.nets):]
+        features, trained = batch["features"], _splits(batch["train_in"])
+        step = dict(batch_idx=batch_idx, accumulate=self.hparams.accumulate_grad_batches)
+        totals: dict[str, torch.Tensor] = {}
+        for s, net in enumerate(self.nets):
+            if s not in trained:  # still applies what this split accumulated, on a step batch
+                manual_step(self, generators[s], None, clip_val=self.hparams.gradient_clip, **step)
+                manual_step(self, discriminators[s], None, **step)
+                continue
             outputs = net.cycle(features)
-            self.toggle_optimizer(opt_g)
-            g_losses = generator_losses(net, features, outputs=outputs, budget=self.hparams.proportion,
-                                        representativeness_weight=self.hparams.representativeness_weight,
-                                        repelling_weight=self.hparams.repelling_weight)
-            opt_g.zero_grad()
-            self.manual_backward(g_losses["total"])
-            self.clip_gradients(opt_g, gradient_clip_val=self.hparams.gradient_clip, gradient_clip_algorithm="norm")
-            opt_g.step()
-            self.untoggle_optimizer(opt_g)
-            self.toggle_optimizer(opt_d)
-            d_losses = discriminator_losses(net, features, outputs=outputs)
-            opt_d.zero_grad()
-            self.manual_backward(d_losses["total"])
-            opt_d.step()
-            self.untoggle_optimizer(opt_d)
-            logs = {**{f"train/g_{k}": v.detach() for k, v in g_losses.items()},
-                    **{f"train/d_{k}": v.detach() for k, v in d_losses.items()}}
-        self.log_dict(logs, batch_size=1)
+            g_losses = manual_step(self, generators[s], partial(
+                generator_losses, net, features, outputs=outputs, budget=self.hparams.proportion,
+                representativeness_weight=self.hparams.representativeness_weight,
+                repelling_weight=self.hparams.repelling_weight), clip_val=self.hparams.gradient_clip, **step)
+            d_losses = manual_step(self, discriminators[s], partial(discriminator_losses, net, features,
+                                                                    outputs=outputs), **step)
+            for prefix, losses in (("g", g_losses), ("d", d_losses)):
+                for name, value in losses.items():
+                    key = f"train/{prefix}_{name}"
+                    totals[key] = totals.get(key, 0) + value.detach() / len(trained)
+        self.log_dict(totals, batch_size=1)
 
     def configure_optimizers(self):
-        generators = [p for net in self.nets for p in net.generator_parameters()]
-        discriminators = [p for net in self.nets for p in net.discriminator_parameters()]
-        return [torch.optim.Adam(generators, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay),
-                torch.optim.Adam(discriminators, lr=self.hparams.discriminator_lr)]
+        """One generator and one discriminator optimiser per split: [G_0 .. G_{S-1}, D_0 .. D_{S-1}]."""
+        generators = [torch.optim.Adam(net.generator_parameters(), lr=self.hparams.lr,
+                                       weight_decay=self.hparams.weight_decay) for net in self.nets]
+        discriminators = [torch.optim.Adam(net.discriminator_parameters(), lr=self.hparams.discriminator_lr)
+                          for net in self.nets]
+        return generators + discriminators

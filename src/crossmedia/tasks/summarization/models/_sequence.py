@@ -3,7 +3,9 @@
 Convention used by every model and loss of this package: frame features ``x`` are (B, T, D) and
 the optional ``mask`` is a bool (B, T) tensor, True on real frames and False on padding. The
 recurrent models (Cycle-SUM) need each video's real frames to come first (a prefix mask, as a
-padded collate produces); the attention model (SUM-GDA) accepts any mask.
+padded collate produces); the attention model (SUM-GDA) accepts any mask. Per-video means over
+the real frames are :func:`crossmedia.nn.masking.masked_mean` with ``dim=1`` (every video weighs
+the same whatever its length, as in the per-video losses of the papers).
 """
 from __future__ import annotations
 
@@ -11,13 +13,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["full_mask", "check_mask", "prefix_lengths", "masked_mean_per_video", "masked_mean",
-           "run_lstm"]
+from crossmedia.nn.masking import full_mask
 
-
-def full_mask(x: Tensor) -> Tensor:
-    """An all-True (B, T) mask for features ``x`` of shape (B, T, D)."""
-    return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+__all__ = ["check_mask", "prefix_lengths", "run_lstm"]
 
 
 def check_mask(x: Tensor, mask: Tensor | None) -> Tensor:
@@ -43,20 +41,6 @@ def prefix_lengths(mask: Tensor) -> Tensor:
         raise ValueError("recurrent models need padding at the end of each video: the mask must be "
                          "True for the first n frames and False after them")
     return lengths
-
-
-def masked_mean_per_video(values: Tensor, mask: Tensor) -> Tensor:
-    """(B,) mean of ``values`` (B, T) over each video's real frames."""
-    m = mask.to(values.dtype)
-    return (values * m).sum(dim=1) / m.sum(dim=1)
-
-
-def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``values`` (B, T) over each video's real frames, then over the batch: a scalar.
-
-    Every video weighs the same whatever its length, as in the per-video losses of the papers.
-    """
-    return masked_mean_per_video(values, mask).mean()
 
 
 def run_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor, initial: tuple[Tensor, Tensor] | None = None

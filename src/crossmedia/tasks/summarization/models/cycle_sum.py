@@ -79,7 +79,9 @@ import torch.nn.functional as F
 from einops import repeat
 from torch import Tensor, nn
 
-from ._sequence import check_mask, masked_mean_per_video, run_lstm
+from crossmedia.nn.masking import masked_mean
+
+from ._sequence import check_mask, run_lstm
 from .sum_gda import selection_terms
 
 __all__ = ["FrameSelector", "VAELSTM", "LSTMDiscriminator", "CycleSUM", "CycleOutputs",
@@ -285,7 +287,7 @@ def generator_losses(model: CycleSUM, x: Tensor, mask: Tensor | None = None, *,
         "cycle_backward": F.mse_loss(phi_cycle_f, phi_real_f),  # (5)
         "kl": _kl_standard_normal(*out.posterior_forward)
               + _kl_standard_normal(*out.posterior_backward),  # (6)
-        "sparsity": (masked_mean_per_video(out.scores, mask) - budget).abs().mean(),  # (7)
+        "sparsity": (masked_mean(out.scores, mask, dim=1) - budget).abs().mean(),  # (7)
     }
     if representativeness_weight or repelling_weight:
         repelling, representativeness = selection_terms(out.scores, x, mask)

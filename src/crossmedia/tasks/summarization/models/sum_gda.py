@@ -43,7 +43,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, einsum, nn
 
-from ._sequence import check_mask, masked_mean, masked_mean_per_video
+from crossmedia.nn.masking import masked_mean
+
+from ._sequence import check_mask
 
 __all__ = ["SumGDA", "log_diversity", "diverse_attention", "sum_gda_supervised_loss",
            "sum_gda_unsupervised_loss", "selection_terms"]
@@ -86,7 +88,7 @@ def selection_terms(scores: Tensor, features: Tensor, mask: Tensor | None = None
     first = s_sorted * log_before.exp()  # (B, T, T) P(k-th nearest is the nearest in Y)
     expected = (first * nearest.nan_to_num(posinf=0.0)).sum(-1)  # (B, T)
     expected = expected + log_absent.sum(-1).exp() * farthest  # + P(Y empty) · farthest
-    return repelling, masked_mean_per_video(expected, mask)
+    return repelling, masked_mean(expected, mask, dim=1)  # (B,), (B,)
 
 
 def log_diversity(attention: Tensor, mask: Tensor | None = None, *,
@@ -210,7 +212,7 @@ def sum_gda_supervised_loss(scores: Tensor, gtscore: Tensor, mask: Tensor | None
     if scores.shape != gtscore.shape:
         raise ValueError(f"scores {tuple(scores.shape)} and gtscore {tuple(gtscore.shape)} differ")
     mask = check_mask(scores.unsqueeze(-1), mask)
-    mse = masked_mean((scores - gtscore.to(scores.dtype)) ** 2, mask)
+    mse = masked_mean((scores - gtscore.to(scores.dtype)) ** 2, mask, dim=1).mean()  # per video, then over videos
     return {"mse": mse, "total": mse}
 
 
@@ -254,7 +256,7 @@ def sum_gda_unsupervised_loss(scores: Tensor, features: Tensor, mask: Tensor | N
     diversity, representativeness = (term.mean() for term in selection_terms(scores, features, mask, eps=eps))
     mask = check_mask(features, mask)
     s = scores.masked_fill(~mask, 0.0)  # (B, T)
-    length = (masked_mean_per_video(s, mask) - budget).abs().mean()
+    length = (masked_mean(s, mask, dim=1) - budget).abs().mean()
     total = (diversity_weight * diversity + representativeness_weight * representativeness
              + length_weight * length)
     return {"diversity": diversity, "representativeness": representativeness, "length": length,
