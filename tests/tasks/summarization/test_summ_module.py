@@ -231,3 +231,12 @@ def test_summarize_features_gives_keyshots_within_budget():
     assert 0 < keyshots.summary_fraction <= 0.15
     assert keyshots.change_points[0, 0] == 0 and keyshots.change_points[-1, 1] == 1199
     assert all(keyshots.frame_mask[a:b + 1].all() for a, b in keyshots.segments)
+
+
+def test_a_datamodule_that_declares_no_reduction_is_named(stub_trainer):
+    from types import SimpleNamespace
+
+    model = SumGDAModule(in_dim=8, hidden=4, num_splits=1)
+    model.trainer = stub_trainer("test", datamodule=SimpleNamespace())
+    with pytest.raises(TypeError, match=r"must declare reduction = 'max' or 'avg'.*SimpleNamespace with reduction=None"):
+        model.test_step({}, 0)

@@ -90,6 +90,7 @@ class SummarizationModule(TaskModule):
 
         import numpy as np
 
+        from crossmedia.data.video import sampling_step
         from crossmedia.tasks.summarization.video import select_keyshots, summarize_video
 
         if isinstance(video, (str, Path)):
@@ -98,7 +99,7 @@ class SummarizationModule(TaskModule):
             return summarize_video(video, scorer=self.summarize_scores, in_dim=self.hparams.in_dim,
                                    out_dir=out_dir, fps=fps, proportion=self.hparams.proportion, **kwargs)
         features = torch.as_tensor(np.asarray(video), dtype=torch.float32)
-        step = max(1, round(native_fps / fps))  # frames between two steps
+        step = sampling_step(native_fps, fps)  # frames between two steps
         return select_keyshots(features, self.summarize_scores(features), step=step, n_frames=len(features) * step,
                                native_fps=native_fps, proportion=self.hparams.proportion)
 
