@@ -159,7 +159,8 @@ def violations(modules: dict[str, Module]) -> list[str]:
             rule = _rule_broken(imp)
             if rule:
                 problems.append(f"{modules[name].path}:{imp.line}: {name}: `{imp.text}`: {rule}")
-    graph = {name: [imp for imp in found if imp.target in known and imp.target != name] for name, found in edges.items()}
+    graph = {name: [imp for imp in found if imp.target in known and imp.target != name]
+             for name, found in edges.items()}
     for cycle in _cycles(graph):
         hops = " -> ".join(f"{imp.module} ({modules[imp.module].path}:{imp.line} `{imp.text}`)" for imp in cycle)
         problems.append(f"import cycle: {hops} -> {cycle[0].module}")

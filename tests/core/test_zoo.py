@@ -176,8 +176,8 @@ def test_optional_metric_is_skipped_when_not_logged_and_a_required_one_is_not(tm
         evaluate(read_card(path), weights=weights, progress=False)
 
 
-@pytest.mark.parametrize("field, value, kind", [("weights", "csq.safetensors", "mapping"), ("metrics", {"a": 1}, "list"),
-                                                ("config", None, "mapping")])
+@pytest.mark.parametrize("field, value, kind", [("weights", "csq.safetensors", "mapping"),
+                                                ("metrics", {"a": 1}, "list"), ("config", None, "mapping")])
 def test_a_field_of_the_wrong_shape_names_file_and_field(tmp_path, field, value, kind):
     doctored = yaml.safe_load(zoo.card("csq").path.read_text())
     doctored[field] = value

@@ -72,7 +72,8 @@ def test_a_link_in_the_cache_pointing_outside_is_refused(tmp_path, home):
     (home / "cache").mkdir(parents=True)
     outside = tmp_path / "outside.safetensors"
     (home / "cache" / "csq.safetensors").symlink_to(outside)
-    with pytest.raises(CardError, match=f"resolves to {outside}, outside"):
+    link = "csq.safetensors \\(weights of 'csq'\\) is a link"
+    with pytest.raises(WeightsError, match=f"{link}: it resolves to {outside}, outside"):
         zoo.load("csq")
     assert not outside.exists()
 

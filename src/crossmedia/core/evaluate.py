@@ -57,7 +57,8 @@ def evaluate(name, *, weights=None, own_weights: bool = False, progress: bool = 
             continue
         if m["key"] not in measured:
             raise CardError(f"{card.path}: metrics key {m['key']!r} was not logged by the test loop; "
-                            f"logged: {', '.join(sorted(measured))} (mark it `optional: true` if only some data log it)")
+                            f"logged: {', '.join(sorted(measured))} (mark it `optional: true` if only some data "
+                            "log it)")
         checks.append(MetricCheck(metric=m["metric"], key=m["key"], dataset=m["dataset"], split=m["split"],
                                   card=float(m["value"]), measured=measured[m["key"]],
                                   tolerance=float(m.get("tolerance", DEFAULT_TOLERANCE))))

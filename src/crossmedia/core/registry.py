@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crossmedia.core import paths
-from crossmedia.core.cards import ALLOWED_PREFIX, Card, CardError, find_cards, get_card, read_card
+from crossmedia.core.cards import ALLOWED_PREFIX, Card, CardError, check_file_name, find_cards, get_card, read_card
 from crossmedia.core.checkpoint_io import WeightsError, load_weights, sha256_file, verify_sha256
 
 if TYPE_CHECKING:
@@ -121,12 +121,14 @@ def default_model(task: str) -> str:
 
 
 def _weights_in(c: Card, folder: Path) -> Path:
-    """``folder / weights.file``, refused if the card's name would land outside ``folder``."""
+    """``folder / weights.file``: a card whose name has a folder part is refused (CardError), and so is
+    a file there that links outside ``folder`` (WeightsError: the download would write through it)."""
+    check_file_name(c.path, "weights.file", c.weights["file"], str(folder))
     try:
         return paths.join_inside(folder, c.weights["file"])
     except ValueError as err:
-        raise CardError(f"{c.path}: weights.file {c.weights['file']!r} must be a file name inside {folder} "
-                        f"({err})") from None
+        raise WeightsError(f"{folder / c.weights['file']} (weights of {c.name!r}) is a link: {err}; "
+                           "replace the link by the file itself") from None
 
 
 def _download(c: Card, folder: Path) -> Path:

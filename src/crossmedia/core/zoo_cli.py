@@ -54,7 +54,8 @@ def zoo_main(argv: list[str]) -> int:
     p_eval.add_argument("name")
     p_eval.add_argument("--weights", help="a safetensors file to measure instead of the zoo's")
     p_eval.add_argument("--own-weights", action="store_true",
-                        help="--weights is your own fine-tune of this architecture (its sha256 need not match the card)")
+                        help="--weights is your own fine-tune of this architecture (its sha256 need not match "
+                        "the card's)")
     p_export = sub.add_parser("export", help="turn a run folder into weights + a measured card")
     p_export.add_argument("run_dir")
     p_export.add_argument("--name", required=True)
