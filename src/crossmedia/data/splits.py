@@ -116,7 +116,8 @@ def write_splits(path: str | Path, splits: Sequence[Split]) -> Path:
 def read_splits(path: str | Path, *, known_keys: Iterable[str] | None = None) -> list[Split]:
     """Read a JSON or YAML split file; every error names the file, the split and the field.
 
-    With ``known_keys``, every key must be one of them, compared as :func:`~crossmedia.data.eccv16.parse_key` reads them:
+    With ``known_keys``, every key must be one of them, compared as
+    :func:`~crossmedia.data.eccv16.parse_key` reads them:
     a bare ``video_1`` on either side matches ``<stem>/video_1`` when one dataset is involved.
     """
     path = Path(path)

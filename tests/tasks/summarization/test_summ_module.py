@@ -238,5 +238,5 @@ def test_a_datamodule_that_declares_no_reduction_is_named(stub_trainer):
 
     model = SumGDAModule(in_dim=8, hidden=4, num_splits=1)
     model.trainer = stub_trainer("test", datamodule=SimpleNamespace())
-    with pytest.raises(TypeError, match=r"must declare reduction = 'max' or 'avg'.*SimpleNamespace with reduction=None"):
+    with pytest.raises(TypeError, match=r"declare reduction = 'max' or 'avg'.*SimpleNamespace with reduction=None"):
         model.test_step({}, 0)
