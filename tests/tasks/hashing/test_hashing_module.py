@@ -75,6 +75,44 @@ def test_video_hash_api_takes_lists_of_frames():
     assert model.hash([clip, clip]).shape == (2, model.hparams.bits)
 
 
+def test_hash_says_which_input_kind_a_model_takes():
+    """Issue 11 item 11: an image given to the clip model, or a clip to the image model, is
+    answered with what the model hashes and the shape it takes, not a raw TypeError from inside."""
+    video, image_model = zoo.load("csq-video"), zoo.load("csq")
+    image = Image.new("RGB", (32, 32))
+    for given in ([image], image):
+        with pytest.raises(TypeError, match=r"hashes clips .*list of PIL frames.*\(N, T, 3, H, W\); got a PIL image"):
+            video.hash(given)
+    with pytest.raises(TypeError, match=r"hashes clips: a tensor batch must be \(N, T, 3, H, W\).*\(2, 3, 32, 32\)"):
+        video.hash(torch.zeros(2, 3, 32, 32))
+    with pytest.raises(TypeError, match=r"hashes images: .*\(N, 3, H, W\); got a list of 8 PIL images \(a clip: "
+                                        r"hash it with a video model"):
+        image_model.hash([[image] * 8])
+    with pytest.raises(TypeError, match=r"hashes images: a tensor batch must be \(N, 3, H, W\).*\(2, 8, 3, 32, 32\)"):
+        image_model.hash(torch.zeros(2, 8, 3, 32, 32))
+    with pytest.raises(TypeError, match="got a str"):
+        image_model.hash("photo.jpg")
+    assert not video.training and not image_model.training
+
+
+@pytest.mark.parametrize("cls", [CSQModule, DSHModule])
+def test_data_with_another_class_count_fails_at_setup_naming_both(cls, tmp_path, monkeypatch):
+    """Issue 11 item 12: digits has 10 classes; a model built for 8 stops at setup, before any
+    training step, and names both numbers and the init arg to change."""
+    monkeypatch.setenv("CROSSMEDIA_DATA", str(tmp_path / "data"))
+    from crossmedia.tasks.hashing.data import HashingDataModule
+
+    model = cls(num_classes=8, bits=16, backbone="test_resnet", hidden=64)
+    steps = []
+    model.on_train_batch_start = lambda *args: steps.append(1)
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"has 10 classes but the model was built for 8 .*"
+                                         r"--model.init_args.num_classes=10"):
+        trainer.fit(model, datamodule=HashingDataModule(dataset="digits", batch_size=32))
+    assert steps == []
+
+
 def test_csq_beats_the_pairwise_baseline_at_equal_bits():
     """The paper's claim, on the cards' measured (and re-measured, see test_zoo) numbers.
 

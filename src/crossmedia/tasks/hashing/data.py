@@ -1,29 +1,34 @@
 """The deep hashing DataModule: DeepHash-style train / query / database splits of images or clips.
 
-Batches are ``(x, y)``: ``x`` float (B, 3, H, W) images, or (B, T, 3, H, W) clips, resized to
-``image_size`` and normalised with mean 0.5 / std 0.5 (values in [-1, 1]); ``y`` float multi-hot
-(B, C). Validation and test both run two loaders, ``[query, database]``: the LightningModule
-feeds each batch to its mAP metric with ``database=(dataloader_idx == 1)``.
+Batches are ``(x, y)`` pairs (the DeepHash convention; the hashing modules unpack them):
+
+* ``x`` float (B, 3, S, S) images, or (B, T, 3, S, S) clips of ``T = clip_length`` frames,
+  resized to ``S = image_size`` and normalised with mean 0.5 / std 0.5 (values in [-1, 1]);
+* ``y`` float (B, C) multi-hot labels, ``C = num_classes`` (one-hot for single-label data).
+
+Validation and test both run two loaders, ``[query, database]``: the LightningModule feeds each
+batch to its mAP metric with ``database=(dataloader_idx == 1)``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from crossmedia.core.paths import data_root
-from crossmedia.data.deephash import DeepHashListDataset, list_file_for, read_meta
-from crossmedia.data.prepare import DatasetInfo, UnknownDatasetError, ensure, list_datasets
+from crossmedia.core.task import TaskDataModule
+from crossmedia.data.deephash import DeepHashListDataset, list_file_for
+from crossmedia.data.folder import read_meta
+from crossmedia.data.registry import DatasetInfo, UnknownDatasetError, ensure, list_datasets
 
 __all__ = ["HashingDataModule"]
 
 _MEAN, _STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
 
-class HashingDataModule(pl.LightningDataModule):
+class HashingDataModule(TaskDataModule):
     """Train / query / database loaders of a hashing dataset (built-in ``digits``, ``shapes``,
     ``clips``, or a prepared real one such as ``cifar10``).
 

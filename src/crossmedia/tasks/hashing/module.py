@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import pytorch_lightning as pl
 import torch
-from torch import nn
 
+from crossmedia.core.modes import eval_mode
+from crossmedia.core.task import TaskModule
 from crossmedia.tasks.hashing.centers import hash_centers, multilabel_centers
 from crossmedia.tasks.hashing.losses import central_similarity_loss, dsh_loss, quantization_loss
 from crossmedia.tasks.hashing.metrics import HammingMAP
@@ -25,13 +25,32 @@ from crossmedia.tasks.hashing.models import ImageHashNet, VideoHashNet
 __all__ = ["HashingModule", "CSQModule", "DSHModule"]
 
 
-class HashingModule(pl.LightningModule):
+# helpers
+
+def _is_clip(item, image_type: type) -> bool:
+    """A clip is a non-empty list or tuple of PIL frames."""
+    return isinstance(item, (list, tuple)) and len(item) > 0 and all(isinstance(f, image_type) for f in item)
+
+
+def _describe(item, image_type: type) -> str:
+    """What a user passed, in words: "a PIL image", "a list of 8 PIL images", "a str"."""
+    def one(x):
+        return "PIL image" if isinstance(x, image_type) else type(x).__name__
+    if isinstance(item, (list, tuple)):
+        return f"a {type(item).__name__} of {len(item)} {one(item[0]) + 's' if item else 'items'}"
+    return f"a {one(item)}"
+
+
+# classes
+
+
+class HashingModule(TaskModule):
     """Shared parts: the network, evaluation by Hamming ranking, the ``hash()`` API."""
 
     task = "hashing"
     summary = "deep hashing"
-    paper: dict = {}
     card_metrics = [{"metric": "mAP@all", "key": "test/mAP", "split": "query/database"}]
+    inference = ("hash",)
 
     def __init__(self, *, num_classes: int, bits: int = 64, backbone: str = "resnet10t",
                  pretrained: bool = False, video: bool = False, temporal: str = "c3d",
@@ -51,35 +70,70 @@ class HashingModule(pl.LightningModule):
         return torch.tanh(self.net(x))
 
     def preprocess(self, images) -> torch.Tensor:
-        """PIL images (or lists of frames for video) -> a normalised batch on the module's device.
+        """PIL images (image model) or clips, lists of PIL frames (video model) -> a normalised
+        batch on the module's device: (N, 3, S, S) or (N, T, 3, S, S), S = ``image_size``.
 
         Tensors are taken as already-normalised batches, as the DataModule yields them.
+
+        Raises:
+            TypeError: naming what this model hashes, when given the other kind (an image to a
+                video model, a clip to an image model) or a tensor of the wrong rank.
         """
         if isinstance(images, torch.Tensor):
+            self._check_tensor(images)
             return images.to(self.device)
+        from PIL import Image
         from torchvision.transforms import functional as F
 
         def one(image):
             image = F.resize(image.convert("RGB"), [self.hparams.image_size] * 2)
-            return F.normalize(F.to_tensor(image), [0.5] * 3, [0.5] * 3)
+            return F.normalize(F.to_tensor(image), [0.5] * 3, [0.5] * 3)  # (3, S, S)
 
-        items = [images] if not isinstance(images, (list, tuple)) else images
+        items = [images] if not isinstance(images, (list, tuple)) else list(images)
         if self.hparams.video:
-            batch = torch.stack([torch.stack([one(frame) for frame in clip]) for clip in items])
+            bad = next((item for item in items if not _is_clip(item, Image.Image)), None)
+            if bad is not None:
+                raise TypeError(f"this hashing model hashes clips (video=True): pass a list of clips, each a "
+                                f"list of PIL frames ([frames] for one clip), or a tensor (N, T, 3, H, W); "
+                                f"got {_describe(bad, Image.Image)} among the inputs")
+            batch = torch.stack([torch.stack([one(frame) for frame in clip]) for clip in items])  # (N, T, 3, S, S)
         else:
-            batch = torch.stack([one(image) for image in items])
+            bad = next((item for item in items if not isinstance(item, Image.Image)), None)
+            if bad is not None:
+                hint = " (a clip: hash it with a video model, video=True)" if _is_clip(bad, Image.Image) else ""
+                raise TypeError(f"this hashing model hashes images: pass PIL images (one or a list) or a tensor "
+                                f"(N, 3, H, W); got {_describe(bad, Image.Image)}{hint}")
+            batch = torch.stack([one(image) for image in items])  # (N, 3, S, S)
         return batch.to(self.device)
+
+    def _check_tensor(self, batch: torch.Tensor) -> None:
+        rank, kind, shape = (5, "clips", "(N, T, 3, H, W)") if self.hparams.video else (4, "images", "(N, 3, H, W)")
+        if batch.ndim != rank or batch.shape[-3] != 3:
+            raise TypeError(f"this hashing model hashes {kind}: a tensor batch must be {shape}, normalised "
+                            f"to [-1, 1]; got a tensor of shape {tuple(batch.shape)}")
 
     @torch.no_grad()
     def hash(self, images) -> torch.Tensor:
-        """Binary codes (N, bits) as int8 ±1, sign(0) = +1. Accepts PIL images or a tensor batch."""
-        was_training = self.training
-        self.eval()
-        codes = torch.where(self(self.preprocess(images)) >= 0, 1, -1).to(torch.int8)
-        self.train(was_training)
-        return codes
+        """Binary codes (N, bits) as int8 ±1, sign(0) = +1.
+
+        Image models take PIL images or an (N, 3, H, W) tensor; video models (``video=True``)
+        take clips, each a list of PIL frames, or an (N, T, 3, H, W) tensor.
+        """
+        with eval_mode(self):
+            return torch.where(self(self.preprocess(images)) >= 0, 1, -1).to(torch.int8)
 
     # training
+
+    def setup(self, stage: str) -> None:
+        """Refuse data whose label width differs from ``num_classes`` before any step runs."""
+        datamodule = self.trainer.datamodule
+        found = getattr(datamodule, "num_classes", None)
+        if found is not None and int(found) != self.hparams.num_classes:
+            where = getattr(datamodule, "root", "the datamodule")
+            raise ValueError(f"the hashing data in {where} has {found} classes but the model was built for "
+                             f"{self.hparams.num_classes} (model.init_args.num_classes): set "
+                             f"--model.init_args.num_classes={found}, or give data with "
+                             f"{self.hparams.num_classes} classes")
 
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
