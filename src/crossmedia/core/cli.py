@@ -16,6 +16,7 @@ code 1; ``CROSSMEDIA_TRACEBACK=1`` shows the traceback instead.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import tempfile
@@ -59,6 +60,7 @@ def _card_config(argv: list[str]) -> tuple[list[str], str | None]:
             handle = tempfile.NamedTemporaryFile("w", suffix=f"-{card.name}.yaml", delete=False)
             yaml.safe_dump(card.config, handle)
             handle.close()
+            atexit.register(Path(handle.name).unlink, missing_ok=True)
             value = handle.name
         out += ["--config", value]
     return out, name
