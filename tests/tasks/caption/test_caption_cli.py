@@ -73,7 +73,8 @@ def test_fit_xe_then_scnst_export_and_caption(tmp_path, mini_scenes):
     card, model = _export(run, tmp_path, "cap-mini")
     assert card.init_args()["vocab"] == expected
     assert [m["key"] for m in card.metrics] == ["test/BLEU-4", "test/METEOR", "test/ROUGE-L", "test/CIDEr",
-                                                "test/colour_precision", "test/shape_precision"]
+                                                "test/colour_precision", "test/shape_precision",
+                                                "test/object_errors", "test/object_recall"]
     assert not any("optional" in m for m in card.metrics)  # measured here, so required from now on
     assert all(0.0 <= m["value"] for m in card.metrics)
     image = Image.open(mini_scenes / "images" / "00047.png")
