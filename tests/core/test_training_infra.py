@@ -300,7 +300,8 @@ def tiny_root(request, tmp_path_factory) -> Callable[[str], Path]:
 
 def _tiny(task: str) -> Tiny:
     if task not in TINY:
-        pytest.fail(f"task {task!r} has zoo cards but no tiny config: add it to TINY in tests/core/test_training_infra.py")
+        pytest.fail(f"task {task!r} has zoo cards but no tiny config: add it to TINY in "
+                    "tests/core/test_training_infra.py")
     return TINY[task]
 
 
@@ -339,7 +340,8 @@ def test_ddp_two_cpu_processes_checkpoint_exports(task, tmp_path, hashing_data, 
 # 3. bf16-mixed on CPU, every task
 
 @pytest.mark.parametrize("task", TASKS)
-def test_bf16_mixed_on_cpu_exports_a_model_that_infers(task, tmp_path, hashing_data, tiny_root, monkeypatch, one_thread):
+def test_bf16_mixed_on_cpu_exports_a_model_that_infers(task, tmp_path, hashing_data, tiny_root, monkeypatch,
+                                                       one_thread):
     spec, root = _tiny(task), tiny_root(task)
     run = tmp_path / "bf16"
     out = _crossmedia(["fit", "-c", str(_tiny_config(tmp_path, task, root)), "--trainer.default_root_dir", str(run),

@@ -43,7 +43,6 @@ def _describe(item, image_type: type) -> str:
 
 # classes
 
-
 class HashingModule(TaskModule):
     """Shared parts: the network, evaluation by Hamming ranking, the ``hash()`` API."""
 
