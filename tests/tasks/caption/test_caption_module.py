@@ -206,3 +206,11 @@ def test_test_loop_logs_the_scene_checks(stub_trainer, monkeypatch):
     assert logged["test/object_recall"] == pytest.approx(1.0)
     assert logged["test/colour_precision"] == 1.0 and logged["test/shape_precision"] == 1.0
     assert {"test/BLEU-4", "test/METEOR", "test/ROUGE-L", "test/CIDEr"} <= set(logged)
+
+
+def test_evaluating_without_caption_data_says_what_is_needed(stub_trainer):
+    model = _toy_model()
+    model._trainer = stub_trainer("validate")  # dataloaders only: no references to score against
+    model.setup("validate")
+    with pytest.raises(RuntimeError, match="CaptionData"):
+        model.validation_step(_batch(), 0)

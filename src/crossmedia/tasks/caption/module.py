@@ -278,8 +278,16 @@ class CaptionModule(TaskModule):
 
     # evaluation
 
+    def _metric(self, split: str) -> CaptionMetric:
+        metric = self.val_metric if split == "val" else self.test_metric
+        if metric is None:
+            raise RuntimeError(f"CaptionModule scores its {split} captions against the data module's references: "
+                               "evaluate with a data module offering crossmedia.tasks.caption.data.CaptionData "
+                               "(e.g. CaptionDataModule), not bare dataloaders")
+        return metric
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self.val_metric.update(self.generate(batch, beam_size=self.hparams.val_beam), batch["index"])
+        self._metric("val").update(self.generate(batch, beam_size=self.hparams.val_beam), batch["index"])
 
     def on_validation_epoch_end(self) -> None:
         scores = self.val_metric.compute()
@@ -290,7 +298,7 @@ class CaptionModule(TaskModule):
         self.last_samples = self.val_metric.samples
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.test_metric.update(self.generate(batch, beam_size=self.hparams.test_beam), batch["index"])
+        self._metric("test").update(self.generate(batch, beam_size=self.hparams.test_beam), batch["index"])
 
     def on_test_epoch_end(self) -> None:
         scores = self.test_metric.compute()
