@@ -106,7 +106,7 @@ def tiny_csq(tmp_path):
 @pytest.fixture(scope="session")
 def hashing_data(tmp_path_factory):
     """CROSSMEDIA_DATA for the session: the built-in ``digits`` set, generated once."""
-    from crossmedia.data.prepare import prepare
+    from crossmedia.data.registry import prepare
 
     root = tmp_path_factory.mktemp("crossmedia_data")
     prepare("digits", root=root / "digits", progress=False)

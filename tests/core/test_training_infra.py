@@ -34,44 +34,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import MINI_SIZES, TINY_CSQ
 
 pytestmark = pytest.mark.slow
 
-CONFIG = """\
-seed_everything: 0
-model:
-  class_path: crossmedia.tasks.hashing.module.CSQModule
-  init_args: {num_classes: 10, bits: 16, backbone: test_resnet, hidden: 64}
-data:
-  class_path: crossmedia.tasks.hashing.data.HashingDataModule
-  init_args: {dataset: digits, batch_size: 64}
-trainer: {max_epochs: 1, enable_progress_bar: false, enable_model_summary: false}
-"""
-MINI_SIZES = {"train": 96, "query": 24, "database": 96}  # digits has 1000 / 300 / 1497
-
-
-# fixtures and helpers
-
-@pytest.fixture(scope="session")
-def hashing_data(tmp_path_factory) -> Path:
-    """CROSSMEDIA_DATA for the session: the built-in ``digits`` set, generated once."""
-    from crossmedia.data.registry import prepare
-
-    root = tmp_path_factory.mktemp("crossmedia_data")
-    prepare("digits", root=root / "digits", progress=False)
-    return root
-
-
-@pytest.fixture(scope="session")
-def mini(hashing_data, tmp_path_factory) -> Path:
-    """A hand-made DeepHash folder (no meta.json): the first items of each digits split, with
-    absolute image paths. ``--data.root`` points a run at it."""
-    root = tmp_path_factory.mktemp("mini_digits")
-    digits = hashing_data / "digits"
-    for split, n in MINI_SIZES.items():
-        rows = [line.split(maxsplit=1) for line in (digits / f"{split}.txt").read_text().splitlines()[:n]]
-        (root / f"{split}.txt").write_text("".join(f"{digits / path} {labels}\n" for path, labels in rows))
-    return root
+# fixtures and helpers (``hashing_data``, ``mini`` and the tiny CSQ config live in tests/conftest.py)
 
 
 def _env(data: Path, **extra: str) -> dict[str, str]:
@@ -93,7 +60,7 @@ def _crossmedia(args: list[str], *, cwd: Path, env: dict[str, str], timeout: flo
 
 def _config(tmp_path: Path) -> Path:
     path = tmp_path / "csq-small.yaml"
-    path.write_text(CONFIG)
+    path.write_text(TINY_CSQ)
     return path
 
 
