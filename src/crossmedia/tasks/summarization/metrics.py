@@ -171,6 +171,9 @@ class SummaryFScore(Metric):
         self.proportion = proportion
         for name in ("f_scores", "precisions", "recalls"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
+        # a rank that saw no video all-gathers an empty tensor of the metric's dtype: it must be
+        # the states' float64, or gloo receives fewer bytes than the other ranks send
+        self.set_dtype(torch.float64)
 
     def update(self, step_scores: ArrayLike, *, change_points: ArrayLike, n_frames: int | torch.Tensor,
                n_frame_per_seg: ArrayLike, picks: ArrayLike, user_summary: ArrayLike) -> None:
@@ -179,7 +182,7 @@ class SummaryFScore(Metric):
         machine = generate_summary(step_scores, change_points, n_frames, n_frame_per_seg, picks,
                                    proportion=self.proportion)
         f, p, r = evaluate_summary(machine, user_summary, reduction=self.reduction)
-        dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        dtype = torch.float32 if self.device.type == "mps" else self.dtype
         for name, value in (("f_scores", f), ("precisions", p), ("recalls", r)):
             getattr(self, name).append(torch.tensor([value], dtype=dtype, device=self.device))
 

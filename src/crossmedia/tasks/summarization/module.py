@@ -171,7 +171,28 @@ class SummarizationModule(TaskModule):
             for name, value in self.train_losses(self.nets[s], batch).items():
                 totals[name] = totals.get(name, 0) + value / len(splits)
         self.log_dict({f"train/{k}": v for k, v in totals.items()}, batch_size=1)
+        if self._distributed():
+            # DDP all-reduces every parameter's gradient, in the same buckets on every rank; a rank
+            # whose video trains other splits would wait forever for these. 0 * sum(p): every
+            # parameter gets a gradient (0 where the rank did not train it), so a split trained on
+            # one rank is averaged with zeros as DDP averages any per-rank batch
+            totals["total"] = totals["total"] + 0 * sum(p.sum() for p in self.nets.parameters())
         return totals["total"]
+
+    def _distributed(self) -> bool:
+        """Whether a trainer runs this module in more than one process (DDP)."""
+        return self._trainer is not None and self.trainer.world_size > 1
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Under DDP, drop the (all-zero) gradients of splits no rank trained on this step, so that
+        Adam skips them as it does in one process (no moment decay, no weight decay)."""
+        if not (self.automatic_optimization and self._distributed()):
+            return
+        for net in self.nets:
+            grads = [p.grad for p in net.parameters() if p.grad is not None]
+            if grads and not any(g.any() for g in grads):
+                for p in net.parameters():
+                    p.grad = None
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
