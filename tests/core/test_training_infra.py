@@ -34,7 +34,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import MINI_SIZES, TINY_CSQ
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +55,6 @@ def _crossmedia(args: list[str], *, cwd: Path, env: dict[str, str], timeout: flo
     if check and proc.returncode != 0:
         raise AssertionError(f"crossmedia {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-6000:]}")
     return proc
-
-
-def _config(tmp_path: Path) -> Path:
-    path = tmp_path / "csq-small.yaml"
-    path.write_text(TINY_CSQ)
-    return path
 
 
 def _ckpt(path: Path) -> dict:
@@ -100,10 +93,11 @@ def _export_and_load(run: Path, tmp_path: Path, name: str, task: str = "hashing"
 
 # 1. fit -> run folder -> export -> load -> re-measure
 
-def test_fit_writes_run_folder_and_exports_a_card_that_reproduces(tmp_path, hashing_data, monkeypatch, one_thread):
+def test_fit_writes_run_folder_and_exports_a_card_that_reproduces(tmp_path, tiny_csq, hashing_data, monkeypatch,
+                                                                  one_thread):
     from crossmedia.core.evaluate import evaluate
 
-    _crossmedia(["fit", "-c", str(_config(tmp_path)), "--run_name", "csq-small"],
+    _crossmedia(["fit", "-c", str(tiny_csq), "--run_name", "csq-small"],
                 cwd=tmp_path, env=_env(hashing_data))
     run = tmp_path / "runs" / "csq-small"  # --run_name NAME -> runs/NAME under the working directory
 
@@ -206,7 +200,8 @@ data:
   class_path: crossmedia.tasks.hashing.data.HashingDataModule
   init_args: {{dataset: digits, root: {root}, batch_size: 16}}
 """ + TRAINER,
-        make_data=None, train_items=MINI_SIZES["train"], batch_size=16, loss="train/loss", val="val/mAP",
+        make_data=None, train_items=96,  # mini: tests/conftest.py MINI_SIZES["train"]
+        batch_size=16, loss="train/loss", val="val/mAP",
         media=("retrieval", "pr_curve"), check=_check_hashing),
     "caption": Tiny(
         config="""seed_everything: 0
