@@ -8,6 +8,7 @@ last stderr line (before make's own trailer), with no traceback and no usage dum
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from types import SimpleNamespace
 from typing import Callable
 
 import pytest
+
 import yaml
 
 from crossmedia.core import paths
 
 pytestmark = pytest.mark.slow
+_MAKE_TRAILER = re.compile(r"make(\[\d+\])?: \*\*\* ")  # make, or make run from make (make test)
 SAVE_WEIGHTS = "crossmedia.core.checkpoint_io.save_weights"  # a function: writes a file of the caller's choosing
 
 
@@ -199,8 +202,8 @@ def test_bad_input_is_answered_in_one_line(row, tmp_path, request, monkeypatch):
         code, stdout, stderr = outcome
         assert code == row.expect, (code, stderr[-3000:])
         assert "Traceback" not in stderr and "usage:" not in stdout + stderr, stderr[-3000:]
-        lines = [line for line in stderr.strip().splitlines() if not line.startswith("make: ***")]
-        message = lines[-1]  # the answer; make's own "make: *** [train] Error 2" trailer aside
+        lines = [line for line in stderr.strip().splitlines() if not _MAKE_TRAILER.match(line)]
+        message = lines[-1]  # the answer; make's own "make[1]: *** [train] Error 2" trailer aside
     else:
         assert type(outcome).__name__ == row.expect, repr(outcome)
         message = str(outcome)
