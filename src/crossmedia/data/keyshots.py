@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 __all__ = ["frame_scores", "segment_scores", "generate_summary", "generate_summaries", "knapsack_select",
-           "knapsack_select_many"]
+           "knapsack_select_many", "as_numpy", "grouped_rows"]
 
 ArrayLike = np.ndarray | torch.Tensor | Sequence[float]
 
@@ -72,7 +72,8 @@ def _as_weights(weights: np.ndarray) -> np.ndarray:
     return weights
 
 
-def _numpy(x: ArrayLike) -> np.ndarray:
+def as_numpy(x: ArrayLike) -> np.ndarray:
+    """``x`` (tensor on any device, array or sequence) as a NumPy array."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
@@ -109,7 +110,7 @@ def _positions(step_scores: np.ndarray, picks: np.ndarray, n_frames: int) -> tup
     return positions, _scores_per_pick(step_scores, picks, n_frames)[:len(positions) - 1]
 
 
-def _grouped_rows(sizes: np.ndarray) -> list[np.ndarray]:
+def grouped_rows(sizes: np.ndarray) -> list[np.ndarray]:
     """Indices of the entries of ``sizes`` grouped by equal size, one array per distinct size."""
     order = np.argsort(sizes, kind="stable")
     cuts = np.flatnonzero(np.diff(sizes[order])) + 1
@@ -123,7 +124,7 @@ def _segment_means(scores: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
     NumPy does row by row with the same pairwise float32 summation as the 1-D mean of each slice.
     """
     means = np.empty(len(starts), dtype=np.float64)
-    for rows in _grouped_rows(lengths):
+    for rows in grouped_rows(lengths):
         frames = starts[rows, None] + np.arange(lengths[rows[0]])[None, :]  # (k, l)
         means[rows] = scores[frames].mean(axis=1)
     return means
@@ -220,7 +221,7 @@ def frame_scores(step_scores: ArrayLike, picks: ArrayLike, n_frames: int) -> np.
     (the last interval then gets 0), and a last pick equal to ``n_frames`` fills nothing.
     """
     n_frames = int(n_frames)
-    positions, scores = _positions(_numpy(step_scores), _numpy(picks), n_frames)
+    positions, scores = _positions(as_numpy(step_scores), as_numpy(picks), n_frames)
     out = np.zeros(n_frames, dtype=np.float32)
     out[positions[0]:positions[-1]] = np.repeat(scores, np.diff(positions))
     return out
@@ -229,7 +230,7 @@ def frame_scores(step_scores: ArrayLike, picks: ArrayLike, n_frames: int) -> np.
 def segment_scores(frame_level: np.ndarray, change_points: ArrayLike) -> np.ndarray:
     """Mean frame score (n_seg,) float64 of each inclusive segment ``[start, end]`` of ``change_points``."""
     frame_level = np.asarray(frame_level, dtype=np.float32)
-    cps = _numpy(change_points).astype(np.int64).reshape(-1, 2)
+    cps = as_numpy(change_points).astype(np.int64).reshape(-1, 2)
     starts, lengths = cps[:, 0], cps[:, 1] - cps[:, 0] + 1
     return _segment_means(frame_level, starts, lengths)
 
@@ -244,8 +245,8 @@ def generate_summary(step_scores: ArrayLike, change_points: ArrayLike, n_frames:
     Its length is ``sum(n_frame_per_seg)``, which is ``n_frames`` for well-formed data.
     """
     n_frames = int(n_frames)
-    cps = _numpy(change_points).astype(np.int64)
-    nfps = _numpy(n_frame_per_seg).astype(np.int64).reshape(-1)
+    cps = as_numpy(change_points).astype(np.int64)
+    nfps = as_numpy(n_frame_per_seg).astype(np.int64).reshape(-1)
     _check_segments(cps, nfps, n_frames)
     seg = segment_scores(frame_scores(step_scores, picks, n_frames), cps)  # (n_seg,)
     chosen = knapsack_select(seg, nfps, math.floor(n_frames * proportion))
@@ -271,17 +272,17 @@ class _Videos:
 def _lay_out(step_scores, change_points, n_frames, n_frame_per_seg, picks) -> _Videos:
     """Check every video (errors name the video's index) and lay the fields end to end."""
     frames_nf = np.array([int(nf) for nf in n_frames], dtype=np.int64)  # (V,)
-    cps_all = [np.asarray(_numpy(c), dtype=np.int64) for c in change_points]
-    nfps_all = [np.asarray(_numpy(c), dtype=np.int64).reshape(-1) for c in n_frame_per_seg]
+    cps_all = [np.asarray(as_numpy(c), dtype=np.int64) for c in change_points]
+    nfps_all = [np.asarray(as_numpy(c), dtype=np.int64).reshape(-1) for c in n_frame_per_seg]
     picks_all, run_values = [], []  # runs per video: 0 before the first pick, then each pick's score
     for v in range(len(frames_nf)):
         try:
-            picks_all.append(_as_picks(_numpy(picks[v])))
+            picks_all.append(_as_picks(as_numpy(picks[v])))
             cps, nfps = cps_all[v], nfps_all[v]
             if cps.ndim != 2 or cps.shape[1:] != (2,) or not len(cps) or len(nfps) != len(cps):
                 _check_segments(cps, nfps, int(frames_nf[v]))
             run_values += [np.zeros(1, np.float32),
-                           _scores_per_pick(_numpy(step_scores[v]), picks_all[v], int(frames_nf[v]))]
+                           _scores_per_pick(as_numpy(step_scores[v]), picks_all[v], int(frames_nf[v]))]
         except ValueError as error:
             raise ValueError(f"video {v}: {error}") from None
     n_segs = np.array([len(c) for c in cps_all])  # (V,)

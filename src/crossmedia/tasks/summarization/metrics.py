@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from crossmedia.data.keyshots import ArrayLike, _grouped_rows, _numpy, generate_summaries, generate_summary
+from crossmedia.data.keyshots import ArrayLike, as_numpy, generate_summaries, generate_summary, grouped_rows
 
 __all__ = ["Reduction", "evaluate_summary", "evaluate_videos", "SummaryFScore"]
 
@@ -83,10 +83,10 @@ def evaluate_summary(machine_summary: ArrayLike, user_summary: ArrayLike, *,
     means over users.
     """
     _check_reduction(reduction)
-    users = _numpy(user_summary)
+    users = as_numpy(user_summary)
     if users.ndim != 2:
         raise ValueError(f"user_summary must be (n_users, n_frames), got shape {users.shape}")
-    machine = (_fit_length(_numpy(machine_summary).reshape(-1), users.shape[1]) > 0)
+    machine = (_fit_length(as_numpy(machine_summary).reshape(-1), users.shape[1]) > 0)
     return _reduce(*_f_scores(machine, users), reduction)
 
 
@@ -130,7 +130,7 @@ def evaluate_videos(step_scores: Sequence[ArrayLike], change_points: Sequence[Ar
         raise ValueError(f"one entry per video expected; got lengths {[n_videos] + [len(f) for f in fields]}")
     if n_videos == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0)
-    users = [_numpy(u) for u in user_summary]
+    users = [as_numpy(u) for u in user_summary]
     for v, video_users in enumerate(users):
         if video_users.ndim != 2:
             raise ValueError(f"video {v}: user_summary must be (n_users, n_frames), got shape {video_users.shape}")
@@ -139,7 +139,7 @@ def evaluate_videos(step_scores: Sequence[ArrayLike], change_points: Sequence[Ar
     n_users = np.array([len(video_users) for video_users in users])  # (V,)
     first_user = np.concatenate([[0], np.cumsum(n_users)[:-1]])
     out = np.zeros((3, n_videos))
-    for videos in _grouped_rows(n_users):  # videos with as many users reduce together, row by row
+    for videos in grouped_rows(n_users):  # videos with as many users reduce together, row by row
         index = first_user[videos, None] + np.arange(n_users[videos[0]])[None, :]  # (k, n_users)
         if reduction == "avg":
             out[:, videos] = [f[index].mean(axis=1), precision[index].mean(axis=1), recall[index].mean(axis=1)]
