@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from crossmedia.data.deephash import lists_complete, stratified_split, write_split_lists
+from crossmedia.data.deephash import lists_complete, write_single_label_lists
 from crossmedia.data.folder import DatasetFolder
 from crossmedia.data.registry import register_dataset
 
@@ -94,14 +94,13 @@ def prepare_cifar10(root: Path, *, source: Path, seed: int = 0, progress: bool =
     if folder.ready():
         return root
     images, labels, class_names = read_cifar10_binary(source)
-    splits = stratified_split(labels, query_per_class=query_per_class, train_per_class=train_per_class, seed=seed)
     with folder.rewriting() as meta:
         (root / "images").mkdir(exist_ok=True)
         paths = [f"images/{index:05d}.png" for index in range(len(images))]
         for index in tqdm(range(len(images)), desc="cifar10: writing PNGs", disable=not progress):
             Image.fromarray(images[index]).save(root / paths[index])
-        one_hot = np.eye(len(class_names), dtype=np.uint8)[labels]  # (N, 10)
-        counts = write_split_lists(root, paths=paths, labels=one_hot, splits=splits)
+        counts = write_single_label_lists(root, paths=paths, classes=labels, num_classes=len(class_names),
+                                          query_per_class=query_per_class, train_per_class=train_per_class, seed=seed)
         meta.update({"name": "cifar10", "kind": "image", "num_classes": len(class_names),
                      "class_names": list(class_names), "seed": seed, **protocol,
                      "counts": counts,

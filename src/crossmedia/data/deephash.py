@@ -48,6 +48,7 @@ __all__ = [
     "list_file_for",
     "frame_files",
     "write_split_lists",
+    "write_single_label_lists",
     "lists_complete",
     "hand_made_lists",
     "stratified_split",
@@ -179,6 +180,15 @@ def write_split_lists(root: Path, *, paths: list[str], labels: np.ndarray,
     for split in SPLITS:
         write_list(list_file_for(root, split), [(paths[i], labels[i]) for i in splits[split]])
     return {split: int(len(splits[split])) for split in SPLITS}
+
+
+def write_single_label_lists(root: Path, *, paths: list[str], classes: np.ndarray, num_classes: int,
+                             query_per_class: int, train_per_class: int, seed: int) -> dict[str, int]:
+    """:func:`stratified_split` of single-label data (class ids ``classes``, shape (N,)) written as
+    one-hot list files by :func:`write_split_lists`; returns the item count of each split."""
+    one_hot = np.eye(num_classes, dtype=np.uint8)[np.asarray(classes)]  # (N, C)
+    splits = stratified_split(classes, query_per_class=query_per_class, train_per_class=train_per_class, seed=seed)
+    return write_split_lists(root, paths=paths, labels=one_hot, splits=splits)
 
 
 def lists_complete(root: Path, meta: dict[str, Any]) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from crossmedia.data.deephash import lists_complete, stratified_split, write_split_lists
+from crossmedia.data.deephash import lists_complete, write_single_label_lists
 from crossmedia.data.folder import DatasetFolder
 from crossmedia.data.registry import register_dataset
 
@@ -101,10 +101,8 @@ def make_clips(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
                 Image.fromarray(frame).save(clip_dir / f"{t:03d}.png")
             paths.append(f"clips/{index:04d}")
 
-        one_hot = np.eye(num_classes, dtype=np.uint8)[classes]  # (N, C)
-        splits = stratified_split(classes, query_per_class=_QUERY_PER_CLASS,
-                                  train_per_class=_TRAIN_PER_CLASS, seed=seed)
-        counts = write_split_lists(root, paths=paths, labels=one_hot, splits=splits)
+        counts = write_single_label_lists(root, paths=paths, classes=classes, num_classes=num_classes,
+                                          query_per_class=_QUERY_PER_CLASS, train_per_class=_TRAIN_PER_CLASS, seed=seed)
         meta.update({
             "name": "clips",
             "kind": "video",

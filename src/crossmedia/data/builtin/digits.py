@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from crossmedia.data.deephash import lists_complete, stratified_split, write_split_lists
+from crossmedia.data.deephash import lists_complete, write_single_label_lists
 from crossmedia.data.folder import DatasetFolder
 from crossmedia.data.registry import register_dataset
 
@@ -49,7 +49,6 @@ def make_digits(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
         bunch = load_digits()
         pixels = digit_pixels(bunch.images)  # (1797, 8, 8) uint8
         targets = np.asarray(bunch.target)
-        one_hot = np.eye(len(DIGITS_CLASS_NAMES), dtype=np.uint8)[targets]  # (1797, 10)
 
         image_dir = root / "images"
         image_dir.mkdir(parents=True, exist_ok=True)
@@ -57,9 +56,8 @@ def make_digits(root: Path, *, seed: int = 0, progress: bool = True) -> Path:
         for index in tqdm(range(len(pixels)), desc="digits: writing PNGs", disable=not progress):
             Image.fromarray(pixels[index]).save(root / paths[index])  # 2-D uint8 -> mode "L"
 
-        splits = stratified_split(targets, query_per_class=_QUERY_PER_CLASS,
-                                  train_per_class=_TRAIN_PER_CLASS, seed=seed)
-        counts = write_split_lists(root, paths=paths, labels=one_hot, splits=splits)
+        counts = write_single_label_lists(root, paths=paths, classes=targets, num_classes=len(DIGITS_CLASS_NAMES),
+                                          query_per_class=_QUERY_PER_CLASS, train_per_class=_TRAIN_PER_CLASS, seed=seed)
         meta.update({
             "name": "digits",
             "kind": "image",
