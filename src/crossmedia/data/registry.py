@@ -44,6 +44,7 @@ _REGISTERING_MODULES = (  # imported by name the first time the registry is aske
     "crossmedia.data.deephash",
     "crossmedia.data.deephash_releases",
     "crossmedia.data.karpathy",
+    "crossmedia.data.cub",
     "crossmedia.data.eccv16_releases",
 )
 
