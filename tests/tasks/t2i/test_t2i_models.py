@@ -46,6 +46,7 @@ def test_gru_words_are_zero_at_padding_and_backward_reaches_embeddings():
     assert words[0, 3].abs().sum() == 0 and words[1, 1:].abs().sum() == 0 and words[0, 2].abs().sum() > 0
     assert torch.allclose(sentence, enc(tokens, lengths))
     sentence.sum().backward()
+    assert all(p.grad is not None for p in enc.parameters())  # no unused parameter under DDP
     assert enc.embed.weight.grad[[4, 5, 6, 7]].abs().sum(1).min() > 0 and enc.embed.weight.grad[0].abs().sum() == 0
     with pytest.raises(ValueError, match="lengths must lie in \\[1, 4\\]"):
         enc(tokens, torch.tensor([3, 0]))

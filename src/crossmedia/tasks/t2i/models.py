@@ -54,7 +54,10 @@ class GRUTextEncoder(nn.Module):
     e_w = Embedding(w) (id 0 = padding, a zero vector); the GRU runs over the packed sequence, so
     positions ≥ lengths[b] never enter it; the sentence embedding is W [h→_last; h←_first] + b (the
     forward state after the last word and the backward state after the first, as in AttnGAN's
-    RNN_ENCODER), without a non-linearity so that it can be any real vector.
+    RNN_ENCODER), without a non-linearity so that it can be any real vector. :meth:`words` maps each
+    word's GRU output [h→_t; h←_t] by the same linear layer, so words and sentences share one space
+    (AttnGAN uses the raw states for both) and every parameter gets a gradient from ``forward``
+    alone (DDP needs no ``find_unused_parameters``).
 
     Args:
         vocab_size: number of word ids, padding (0) included.
@@ -73,8 +76,7 @@ class GRUTextEncoder(nn.Module):
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
         self.rnn = nn.GRU(embed_dim, hidden, batch_first=True, bidirectional=bidirectional)
-        self.sentence = nn.Linear(directions * hidden, out_dim)
-        self.word = nn.Linear(directions * hidden, out_dim)
+        self.sentence = nn.Linear(directions * hidden, out_dim)  # for the sentence and for each word
 
     def _run(self, tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Per-word GRU outputs (B, L, dirs·hidden), zero at padding, and the final states (B, dirs·hidden)."""
@@ -96,7 +98,7 @@ class GRUTextEncoder(nn.Module):
         """Per-word features (B, L, out_dim) (zero at padding) and the sentence embedding (B, out_dim)."""
         words, last = self._run(tokens, lengths)
         mask = length_mask(lengths.to(words.device), tokens.shape[1])  # (B, L)
-        return self.word(words) * mask[..., None].to(words.dtype), self.sentence(last)
+        return self.sentence(words) * mask[..., None].to(words.dtype), self.sentence(last)
 
 
 class ImageEncoder(nn.Module):
