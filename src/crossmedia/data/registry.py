@@ -39,6 +39,7 @@ _REGISTERING_MODULES = (  # imported by name the first time the registry is aske
     "crossmedia.data.builtin.shapes",
     "crossmedia.data.builtin.clips",
     "crossmedia.data.builtin.scenes",
+    "crossmedia.data.builtin.spoken_scenes",
     "crossmedia.data.builtin.videosumm",
     "crossmedia.data.cifar10",
     "crossmedia.data.deephash",
