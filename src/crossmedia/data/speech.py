@@ -37,6 +37,7 @@ import ctypes
 import json
 import os
 import threading
+import warnings
 import wave
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -146,7 +147,9 @@ class _Engine:
     def synthesise_forked(self, text: str, voice: str, speed: int, pitch: int) -> tuple[int, np.ndarray]:
         """:meth:`synthesise` in a forked child, so this process's library state never changes."""
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python >= 3.12 warns on fork with threads; the child only runs eSpeak
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the child: speak, send (status, samples), exit without Python's clean-up
             code = 3
             try:
