@@ -28,7 +28,8 @@ def _digests(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("data")
-    return make_spoken_scenes(base / "spoken-scenes", seed=0, progress=False, num_images=NUM_IMAGES)
+    return make_spoken_scenes(base / "spoken-scenes", seed=0, progress=False, num_images=NUM_IMAGES,
+                              spoken_per_image=2)  # two per image: the aligned None slots are checked too
 
 
 # synthesis
@@ -108,7 +109,7 @@ def test_spoken_wavs_are_the_captions_in_varied_voices(spoken):
 
 def test_same_seed_gives_identical_wavs_and_another_seed_other_voices(spoken, tmp_path):
     again = make_spoken_scenes(tmp_path / "again", seed=0, progress=False, num_images=NUM_IMAGES,
-                               scenes_root=spoken.parent / "scenes")
+                               scenes_root=spoken.parent / "scenes", spoken_per_image=2)
     assert _digests(again / "audio") == _digests(spoken / "audio")
     assert [voice_of(1, i, 0) for i in range(NUM_IMAGES)] != [voice_of(0, i, 0) for i in range(NUM_IMAGES)]
 
@@ -120,7 +121,7 @@ def test_ensure_builds_keeps_and_repairs_spoken_scenes(tmp_path, monkeypatch):
     assert (tmp_path / "scenes" / "images" / "00005.png").is_file()  # the sibling scenes folder was made
     stamp, reference = (root / "meta.json").stat().st_mtime_ns, _digests(root / "audio")
     assert ensure("spoken-scenes", root, progress=False) == root and (root / "meta.json").stat().st_mtime_ns == stamp
-    (root / "audio" / "00003_1.wav").unlink()  # incomplete: spoken again
+    (root / "audio" / "00003_0.wav").unlink()  # incomplete: spoken again
     assert not spoken_scenes_ready(root)
     ensure("spoken-scenes", root, progress=False)
     assert _digests(root / "audio") == reference

@@ -6,6 +6,7 @@
 - :mod:`.gan_losses`: BCE (non-saturating) and hinge GAN losses; GAN-CLS's matching-aware loss.
 - :mod:`.patchgan`: pix2pix's PatchGAN discriminator (2-D images or 3-D clips, conditional).
 - :mod:`.conditioning`: StackGAN's conditioning augmentation and its KL term.
+- :mod:`.dcgan`: the DCGAN generator and GAN-INT-CLS's matching-aware discriminator.
 - :mod:`.grl`: the gradient reversal layer and its λ schedule (Ganin & Lempitsky 2015).
 
 Import from the submodule (``from crossmedia.nn.patchgan import PatchGAN``).

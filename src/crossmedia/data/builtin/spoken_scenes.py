@@ -1,6 +1,6 @@
 """Built-in ``spoken-scenes``: the captions of the built-in ``scenes`` images, spoken by eSpeak NG.
 
-For every image of the ``scenes`` dataset, its first ``spoken_per_image`` (default 2) captions
+For every image of the ``scenes`` dataset, its first ``spoken_per_image`` (default 1) captions
 are synthesised by :class:`crossmedia.data.speech.Speaker` and written as 16 kHz mono PCM16
 ``audio/<imgid:05d>_<k>.wav``. Voice, speed and pitch vary per caption, drawn from
 ``default_rng([seed, imgid, k])``: one of :data:`VOICES` (British, American, Scottish,
@@ -45,7 +45,7 @@ VOICES: tuple[str, ...] = ("en", "en-us", "en-gb-scotland", "en-029", "en+f3", "
 SPEED_RANGE = (130, 190)  # words per minute, inclusive
 PITCH_RANGE = (30, 70)  # eSpeak's 0-100 scale, inclusive
 JSON_NAME = "dataset_scenes_spoken.json"
-SPOKEN_PER_IMAGE = 2
+SPOKEN_PER_IMAGE = 1
 _GENERATOR_VERSION = 1
 
 
