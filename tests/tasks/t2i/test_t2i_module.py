@@ -59,7 +59,7 @@ def _d_loss(gan, batch):
     return matching_aware_d_loss(d(batch["images"], phi), d(batch["images"], phi.roll(1, 0)), d(fake, phi))
 
 
-def test_matching_aware_discriminator_learns_to_reject_wrong_texts(descend):
+def test_matching_aware_discriminator_learns_to_reject_wrong_texts(descend, one_thread):
     gan, batch = _gan(), _batch()
     opt = torch.optim.Adam(gan.discriminator.parameters(), lr=2e-3, betas=(0.5, 0.999))
     losses = descend(lambda step: _d_loss(gan, batch), opt, 60)
@@ -71,7 +71,7 @@ def test_matching_aware_discriminator_learns_to_reject_wrong_texts(descend):
     assert (right > wrong).float().mean() >= 0.75
 
 
-def test_generator_loss_falls_against_a_fixed_discriminator(descend):
+def test_generator_loss_falls_against_a_fixed_discriminator(descend, one_thread):
     from crossmedia.nn.gan_losses import bce_g_loss
 
     gan, batch = _gan(), _batch()
@@ -116,7 +116,7 @@ def test_a_training_step_updates_generator_and_discriminator(tmp_path):
     assert "text_encoder" not in changed  # frozen: φ(t) is the pre-trained encoder's
 
 
-def test_joint_encoder_contrastive_loss_falls(descend):
+def test_joint_encoder_contrastive_loss_falls(descend, one_thread):
     torch.manual_seed(0)
     model = JointEncoder(vocabulary=VOCAB, embed_dim=16, word_dim=8, hidden=16, image_base=8)
     batch = _batch(9)

@@ -179,7 +179,7 @@ class T2IDataModule(TaskDataModule):
         size = self.hparams.batch_size if split == "train" else self.hparams.eval_batch_size
         return DataLoader(self.datasets[split], batch_size=size, shuffle=shuffle, collate_fn=collate,
                           num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
-                          drop_last=shuffle and len(self.datasets[split]) > size)
+                          drop_last=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

@@ -42,7 +42,7 @@ class SpeechToImage(TaskModule):
     """Spoken caption -> image: a trained audio encoder in front of a frozen text-to-image generator.
 
     Args:
-        generator_from: the text-to-image entry (zoo name or its .ckpt) whose generator is reused.
+        generator_from: the zoo name of the text-to-image entry whose generator is reused.
         gan: the generator's shape (``text_dim``, ``cond_dim``, ``noise_dim``, ``g_base``,
             ``image_size``, ``ca``), filled in at fit (saved in the card).
         n_mels, channels: the audio front end and the encoder width.
@@ -83,17 +83,18 @@ class SpeechToImage(TaskModule):
         self.generator.requires_grad_(False)
 
     def configure_model(self) -> None:
-        if hasattr(self, "generator") and getattr(self, "_teacher", None) is not None:
+        if getattr(self, "_teacher", None) is not None or self._trainer is None or self.trainer.state.fn != "fit":
             return
-        if self._trainer is None or self.trainer.state.fn != "fit":
-            return
-        from crossmedia.core.init_from import initial_weights
+        from crossmedia.core.registry import load
 
-        start = initial_weights(self.hparams.generator_from, "generator_from")
-        teacher = start.model
+        self.adopt(load(self.hparams.generator_from))
+
+    def adopt(self, teacher: TextToImageGAN) -> None:
+        """Take ``teacher``'s condition block and generator (frozen copies, when not built yet) and keep
+        the teacher itself, unsaved, for its text encoder: the target φ(t) of the audio encoder."""
         if not isinstance(teacher, TextToImageGAN):
             raise ValueError(f"generator_from={self.hparams.generator_from!r} is not a text-to-image GAN entry "
-                             f"(t2i-cls, t2i-cgan)")
+                             f"(t2i-cls, t2i-cgan), it builds {type(teacher).__name__}")
         if not hasattr(self, "generator"):
             self._build({k: teacher.hparams[k] for k in _GAN_KEYS})
             self.condition.load_state_dict(teacher.condition.state_dict())
