@@ -41,6 +41,7 @@ _REGISTERING_MODULES = (  # imported by name the first time the registry is aske
     "crossmedia.data.builtin.scenes",
     "crossmedia.data.builtin.spoken_scenes",
     "crossmedia.data.builtin.videosumm",
+    "crossmedia.data.builtin.puppets",
     "crossmedia.data.cifar10",
     "crossmedia.data.deephash",
     "crossmedia.data.deephash_releases",
