@@ -126,3 +126,13 @@ def test_joint_encoder_contrastive_loss_falls(descend, one_thread):
     with torch.no_grad():
         sims = model.embed_images(batch["images"]) @ model.embed_words(batch["words"]).T
     assert (sims.argmax(1) % 3 == torch.arange(9) % 3).all()  # each image is closest to a caption of its colour
+
+
+def test_minilm_conditions_a_gan_by_name_and_stays_out_of_its_weights(one_thread):
+    gan = GANINTCLS(text_encoder="minilm", cond_dim=16, noise_dim=8, g_base=8, d_base=8, image_size=16,
+                    evaluator=None, scorer=None).eval()
+    phi = gan.text_embedding([], ["a red circle on the left", "a red disc at the left", "three green stars"])
+    assert phi.shape == (3, 384) and torch.allclose(phi.norm(dim=1), torch.ones(3), atol=1e-4)
+    assert (phi[0] @ phi[1]) > (phi[0] @ phi[2])  # a paraphrase is closer than another scene
+    assert len(gan.generate(["a red circle"], n=2, seed=0)) == 2
+    assert not any("minilm" in key or "bert" in key for key in gan.state_dict())
