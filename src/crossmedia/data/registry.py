@@ -48,6 +48,7 @@ _REGISTERING_MODULES = (  # imported by name the first time the registry is aske
     "crossmedia.data.karpathy",
     "crossmedia.data.cub",
     "crossmedia.data.eccv16_releases",
+    "crossmedia.data.penn_action",
 )
 
 
