@@ -60,16 +60,19 @@ def test_posetrack_clips_per_track_with_absent_frames(tmp_path):
     assert (first.keypoints[2] == 0).all()  # track 0 absent from frame 2: visibility 0 everywhere
     assert (first.keypoints[:, 3:5, 2] == 0).all() and (first.keypoints[[0, 1, 3], 5:, 2] == 1).all()
     assert [p.name for p in clips[1].frames] == ["000002.jpg", "000003.jpg"]  # the track's own span
-    assert first.action is None and first.split is None
+    assert first.action is None and first.split is None and first.size is None
 
 
 def test_posetrack_action_labels_and_folders(tmp_path):
-    _posetrack(tmp_path / "ann" / "a.json", videos=[{"id": "000342", "action": "wave"}])
-    images = [{"id": f, "file_name": f"v9/{f}.png", "vid_id": 9, "frame_id": f, "action": "clap"} for f in range(2)]
+    _posetrack(tmp_path / "ann" / "a.json", videos=[{"id": "000342", "action": "wave", "split": "val"}])
+    images = [{"id": f, "file_name": f"v9/{f}.png", "vid_id": 9, "frame_id": f, "action": "clap", "height": 48,
+               "width": 64} for f in range(2)]
     annotations = [{"image_id": f, "track_id": 0, "keypoints": _pose(f)} for f in range(2)]
     _posetrack(tmp_path / "ann" / "b.json", images=images, annotations=annotations)
     clips = read_posetrack(tmp_path / "ann")  # a folder: every *.json, in name order
-    assert [(c.video_id, c.action) for c in clips] == [("000342", "wave"), ("000342", "wave"), ("9", "clap")]
+    assert [(c.video_id, c.action, c.split) for c in clips] == [("000342", "wave", "val"), ("000342", "wave", "val"),
+                                                                 ("9", "clap", None)]
+    assert clips[2].size == (48, 64) and clips[0].size is None
     assert clips[2].frames[1] == tmp_path / "ann" / "v9" / "1.png"  # frame_root defaults to the JSON's folder
 
 

@@ -18,8 +18,10 @@ videos. The required fields are ``images[].id``, ``file_name``, ``vid_id`` (stri
 ignored.
 
 An action label per video is optional, in either of two places: a top-level ``videos`` list of
-``{"id": <vid_id>, "action": "wave"}`` (the COCO-video style our built-in datasets write), or an
-``action`` field on a video's image entries (the same value on all of them).
+``{"id": <vid_id>, "action": "wave", "split": "train"}`` (the YouTube-VIS style our built-in
+``puppets`` writes; ``split`` is optional too), or an ``action`` field on a video's image entries
+(the same value on all of them). Images' ``height`` and ``width``, when given, become the clip's
+``size``.
 
 :func:`read_posetrack` returns one :class:`PoseClip` per (video, ``track_id``): the video's
 frames, sorted by ``frame_id``, from the first to the last frame the track is annotated in, and
@@ -129,20 +131,23 @@ def _keypoints(path: Path, where: str, entry: dict[str, Any]) -> np.ndarray:
     return keypoints
 
 
-def _video_actions(path: Path, data: dict[str, Any]) -> dict[str, str]:
-    actions: dict[str, str] = {}
+def _video_labels(path: Path, data: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Video id -> its optional ``action`` and ``split`` from the top-level ``videos`` list."""
+    labels: dict[str, dict[str, str]] = {}
     for index, entry in enumerate(_list(path, data, "videos", required=False)):
         video = str(_field(path, f"videos[{index}]", entry, "id", (str, int)))
-        if "action" in entry:
-            actions[video] = _field(path, f"videos[{index}] (id {video})", entry, "action", (str,))
-    return actions
+        labels[video] = {field: _field(path, f"videos[{index}] (id {video})", entry, field, (str,))
+                         for field in ("action", "split") if field in entry}
+    return labels
 
 
 def _read_file(path: Path, frame_root: Path) -> list[PoseClip]:
     data = _load(path)
     images = _list(path, data, "images")
     annotations = _list(path, data, "annotations")
-    actions = _video_actions(path, data)
+    labels = _video_labels(path, data)
+    actions = {video: label["action"] for video, label in labels.items() if "action" in label}
+    sizes: dict[str, tuple[int, int]] = {}  # video -> (H, W) of its first image that gives them
     image_video: dict[int, tuple[str, int]] = {}  # image id -> (video, frame_id)
     videos: dict[str, dict[int, tuple[int, Path]]] = defaultdict(dict)  # video -> frame_id -> (image id, path)
     for index, entry in enumerate(images):
@@ -162,6 +167,8 @@ def _read_file(path: Path, frame_root: Path) -> list[PoseClip]:
             if actions.setdefault(video, action) != action:
                 raise PoseFormatError(f"{path}: {where} field 'action' is {action!r}, but video {video!r} is "
                                       f"labelled {actions[video]!r} elsewhere; a video has one action")
+        if isinstance(entry.get("height"), int) and isinstance(entry.get("width"), int):
+            sizes.setdefault(video, (entry["height"], entry["width"]))
         image_video[image_id] = (video, frame_id)
         videos[video][frame_id] = (image_id, frame_root / file_name)
     tracks: dict[tuple[str, int], dict[int, np.ndarray]] = defaultdict(dict)  # (video, track) -> frame_id -> kp
@@ -186,7 +193,8 @@ def _read_file(path: Path, frame_root: Path) -> list[PoseClip]:
         span = [f for f in sorted(videos[video]) if first <= f <= last]
         keypoints = np.stack([poses.get(f, np.zeros((NUM_JOINTS, 3), np.float32)) for f in span])
         clips.append(PoseClip(video_id=video, frames=tuple(videos[video][f][1] for f in span), keypoints=keypoints,
-                              track_id=track, action=actions.get(video)))
+                              track_id=track, action=actions.get(video), split=labels.get(video, {}).get("split"),
+                              size=sizes.get(video)))
     return clips
 
 
