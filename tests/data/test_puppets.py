@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crossmedia.data.builtin.puppets import (PUPPET_ACTIONS, PUPPET_COLOURS, SHADE, clip_split, draw_puppet_clip,
-                                             make_puppets, puppets_complete, puppets_ready)
+from crossmedia.data.builtin.puppets import (PUPPET_ACTIONS, PUPPET_COLOURS, SHADE, _coco_keypoints, clip_split,
+                                             draw_puppet_clip, make_puppets, puppets_complete, puppets_ready)
 from crossmedia.data.keypoints import COCO17, COCO17_LIMBS, FLIP
 from crossmedia.data.registry import list_datasets
 
@@ -104,6 +104,19 @@ def test_ready_and_registered(built, tmp_path):
     assert not puppets_ready(tmp_path)
     info = list_datasets()["puppets"]
     assert info.builtin and info.num_classes == len(PUPPET_ACTIONS)
+
+
+def test_joints_outside_the_frame_are_written_as_coco_invisible():
+    joints = {name: np.array([[30.0, 30.0], [70.0, 30.0]]) for name in (
+        "shoulder_l", "shoulder_r", "elbow_l", "elbow_r", "hip_l", "hip_r", "knee_l", "knee_r", "ankle_l", "ankle_r")}
+    joints.update(wrist_l=np.array([[-0.6, 10.0], [63.4, 10.0]]), wrist_r=np.array([[10.0, 63.6], [10.0, -0.4]]),
+                  head=np.array([[30.0, 10.0], [30.0, 10.0]]), neck=np.array([[30.0, 14.0], [30.0, 14.0]]))
+    keypoints = _coco_keypoints(joints, np.array([3.0, 3.0]), 64)  # (2 frames, 17, 3)
+    wrist_l, wrist_r, shoulder = COCO17.index("left_wrist"), COCO17.index("right_wrist"), COCO17.index("left_shoulder")
+    assert keypoints[0, wrist_l].tolist() == [0, 0, 0] and keypoints[1, wrist_l].tolist() == [63.4, 10.0, 2]
+    assert keypoints[0, wrist_r].tolist() == [0, 0, 0] and keypoints[1, wrist_r].tolist() == [10.0, -0.4, 2]
+    assert keypoints[1, shoulder].tolist() == [0, 0, 0] and keypoints[0, shoulder, 2] == 2
+    assert np.allclose(keypoints[0, COCO17.index("nose"), :2], [30.0, 10.6])  # 0.2 r below the head centre
 
 
 # the content
