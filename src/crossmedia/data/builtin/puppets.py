@@ -69,8 +69,8 @@ Layout (PoseTrack-style COCO keypoints, with a ``videos`` list as in YouTube-VIS
 ``bottom_rgb``, ``skin_rgb``, ``hair_colour``, ``hair_style``, ``background``, ``cycles``
 (per clip), ``amplitude``, ``phase``, ``mirrored``, ``nframes``, ``frame_dir``, ``mask_dir``.
 
-Default: 3,240 clips (360 per action) of 16 frames at 64 x 64: about 90 s on one core (~37 clips/s;
-the numpy / PIL work per clip is vectorised over frames), 286 MB in 103,682 files (frames 195 MB,
+Default: 3,240 clips (360 per action) of 16 frames at 64 x 64: 87-152 s on one core of a busy 2-core
+machine (~18 ms of drawing per clip, the rest is PNG writing), 286 MB in 103,682 files (frames 195 MB,
 masks 62 MB, ``annotations.json`` 30 MB; ~570 MB on a 4 KiB-block file system).
 """
 from __future__ import annotations
@@ -92,7 +92,7 @@ from crossmedia.data.registry import register_dataset
 
 __all__ = ["PUPPET_ACTIONS", "PUPPET_COLOURS", "PUPPET_TEXTURES", "MASK_LABELS", "PuppetIdentity", "PuppetClip",
            "sample_identity", "clip_split", "draw_puppet_clip", "make_puppets", "puppets_complete", "puppets_ready",
-           "NUM_CLIPS", "NUM_IDENTITIES", "GENERATOR_VERSION", "SHADE"]
+           "NUM_CLIPS", "NUM_IDENTITIES", "FRAMES", "IMAGE_SIZE", "JSON_NAME", "GENERATOR_VERSION", "SHADE"]
 
 PUPPET_ACTIONS: tuple[str, ...] = ("wave", "clap", "walk", "run", "jump", "squat", "punch", "kick", "bend")
 PUPPET_COLOURS: dict[str, tuple[int, int, int]] = {
