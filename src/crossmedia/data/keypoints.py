@@ -131,9 +131,11 @@ def render_pose(keypoints: Tensor, size: int | Sequence[int], *, sigma: float = 
     joint with v = 0 gives an all-zero heatmap (its x and y are ignored, even NaN; it is never drawn
     at (0, 0)). Joints may lie outside the map; their Gaussian tails are drawn where they reach in.
     Values below exp(-40) ≈ 4e-18 are written as exact zeros (this keeps float32 out of the slow
-    subnormal range). The limb distance is computed in the bone's frame (``s`` along, ``r`` across,
-    both outer sums of a row and a column term), so the whole batch costs a handful of full-size
-    tensor operations and one full-size temporary, with no loop over frames, joints or limbs.
+    subnormal range). The limb distance is computed in the bone's frame (``q`` along, ``r`` across,
+    both outer sums of a row and a column term), so the whole batch costs a handful of in-place
+    full-size tensor operations with no loop over frames, joints or limbs; the limb maps are
+    rendered first, using the joint maps' part of the output as scratch space, so that apart from
+    the output only max(L - J, 0) maps per frame are allocated.
 
     Args:
         keypoints: ``(..., J, 3)`` as (x, y, visibility) in pixels, any leading dims (a frame
@@ -168,14 +170,11 @@ def render_pose(keypoints: Tensor, size: int | Sequence[int], *, sigma: float = 
     num_heat = num_joints if heatmaps else 0
     num_limbs = len(pairs) if limbs else 0
     out = torch.empty(*keypoints.shape[:-2], num_heat + num_limbs, height, width, dtype=dtype, device=device)
-    if heatmaps:
-        gx = _gauss_1d(xs, x, 0.5 / sigma**2)  # (..., J, W)
-        gy = _gauss_1d(ys, y, 0.5 / sigma**2) * visible[..., None]  # (..., J, H), zero for v = 0
-        torch.mul(gy[..., :, None], gx[..., None, :], out=out[..., :num_heat, :, :])  # (..., J, H, W)
-    if limbs:
-        # In the bone's frame, scaled by k = 1/(√2 w): s = k (p - a)·û along the bone, r = k (p - a)·n̂
-        # across it (n̂ = û rotated by 90°). Then d² k² = r² + (s - clamp(s, 0, k|u|))² and the map is
-        # exp(-(that)). Both s and r are outer sums of a row term and a column term.
+    if limbs:  # first, so that the joint maps' part of `out` can serve as their scratch space
+        # In the bone's frame, scaled by k = 1/(√2 w), with m the bone's midpoint and h = k|u|/2:
+        # q = k (p - m)·û along the bone, r = k (p - m)·n̂ across it (n̂ = û turned by 90°). Then
+        # k² d² = r² + max(|q| - h, 0)² and the map is exp(-k² d²). q and r are outer sums of a
+        # row term and a column term.
         scale = 1.0 / (math.sqrt(2.0) * limb_width)
         ax, ay = x[..., pairs[:, 0]], y[..., pairs[:, 0]]  # (..., L)
         ux, uy = x[..., pairs[:, 1]] - ax, y[..., pairs[:, 1]] - ay  # (..., L) the bone vector u
@@ -185,17 +184,27 @@ def render_pose(keypoints: Tensor, size: int | Sequence[int], *, sigma: float = 
         sin = torch.where(point, 0.0, uy / length.clamp_min(1e-6)) * scale  # (..., L)  k û_y
         both = visible[..., pairs[:, 0]] & visible[..., pairs[:, 1]]  # (..., L)
         off = torch.where(both, 0.0, 1e4)  # an absent limb is moved far off the map: exp(-1e8) = 0
-        dx = (xs - ax[..., None])  # (..., L, W)
-        dy = (ys - ay[..., None])  # (..., L, H)
+        dx = xs - (ax + 0.5 * ux)[..., None]  # (..., L, W)  x - m_x
+        dy = ys - (ay + 0.5 * uy)[..., None]  # (..., L, H)  y - m_y
+        q_rows, q_cols = dy * sin[..., None], dx * cos[..., None]  # (..., L, H), (..., L, W)
+        r_rows, r_cols = dy * cos[..., None] + off[..., None], dx * -sin[..., None]
+        half = (0.5 * scale * length)[..., None, None]  # (..., L, 1, 1)
         limb = out[..., num_heat:, :, :]  # (..., L, H, W), written in place
-        work = torch.empty_like(limb)  # the one full-size temporary
-        torch.add((dy * sin[..., None])[..., :, None], (dx * cos[..., None])[..., None, :], out=limb)  # s
-        torch.clamp(limb, min=torch.zeros_like(length)[..., None, None], max=(length * scale)[..., None, None],
-                    out=work)  # clamp(s, 0, k|u|)
-        limb.sub_(work).square_()  # (s - clamp(s))²
-        torch.add((dy * cos[..., None] + off[..., None])[..., :, None], (dx * -sin[..., None])[..., None, :],
-                  out=work)  # r
-        _exp_neg(limb.addcmul_(work, work))  # exp(-(r² + (s - clamp(s))²))
+        shared = min(num_heat, num_limbs)  # limbs [0, shared) use the joint maps' space as scratch
+        groups = [(slice(0, shared), out[..., :shared, :, :]),
+                  (slice(shared, num_limbs), torch.empty_like(limb[..., shared:, :, :]))]
+        for group, work in groups:  # at most two groups (not a loop over limbs)
+            if group.start == group.stop:
+                continue
+            view = limb[..., group, :, :]
+            torch.add(q_rows[..., group, :, None], q_cols[..., group, None, :], out=view)  # q
+            view.abs_().sub_(half[..., group, :, :]).clamp_(min=0.0).square_()  # max(|q| - h, 0)²
+            torch.add(r_rows[..., group, :, None], r_cols[..., group, None, :], out=work)  # r
+            _exp_neg(view.addcmul_(work, work))  # exp(-(r² + max(|q| - h, 0)²))
+    if heatmaps:
+        gx = _gauss_1d(xs, x, 0.5 / sigma**2)  # (..., J, W)
+        gy = _gauss_1d(ys, y, 0.5 / sigma**2) * visible[..., None]  # (..., J, H), zero for v = 0
+        torch.mul(gy[..., :, None], gx[..., None, :], out=out[..., :num_heat, :, :])  # (..., J, H, W)
     return out
 
 
