@@ -124,3 +124,12 @@ def test_soft_argmax_is_sub_pixel_and_differentiable() -> None:
     assert maps.grad is not None and maps.grad.abs().sum() > 0
     # arg-max of the same sub-pixel maps is within half a pixel per axis
     assert (heatmap_argmax(maps.detach())[..., :2] - keypoints[..., :2]).abs().max() <= 0.5 + 1e-6
+
+
+def test_render_accepts_keypoints_that_require_grad_and_float64() -> None:
+    keypoints = _random_keypoints((2,), 16, seed=6)
+    maps = render_pose(keypoints.clone().requires_grad_(True), 16)
+    assert not maps.requires_grad and torch.equal(maps, render_pose(keypoints, 16))
+    double = render_pose(keypoints.double(), 16)
+    assert double.dtype == torch.float64
+    torch.testing.assert_close(double.float(), maps, rtol=0, atol=2e-5)

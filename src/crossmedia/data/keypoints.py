@@ -148,9 +148,10 @@ def render_pose(keypoints: Tensor, size: int | Sequence[int], *, sigma: float = 
 
     Returns:
         ``(..., J·heatmaps + L·limbs, H, W)`` in the dtype of ``keypoints`` (float32 for integers),
-        on its device.
+        on its device. The maps carry no gradient to the keypoints (they are written in place);
+        :func:`soft_argmax` is the differentiable direction, maps -> keypoints.
     """
-    keypoints = _keypoints(keypoints, "render_pose")
+    keypoints = _keypoints(keypoints, "render_pose").detach()
     height, width = _size(size)
     if sigma <= 0 or limb_width <= 0:
         raise ValueError(f"render_pose: sigma and limb_width must be positive, got {sigma} and {limb_width}")
