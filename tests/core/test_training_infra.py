@@ -153,6 +153,16 @@ def _check_summarization(model, root: Path) -> None:
     assert scores.shape == (40,) and torch.isfinite(scores).all()
 
 
+def _check_t2i(model, root: Path) -> None:
+    import numpy as np
+
+    images = model.generate(["a red circle", "two blue squares on the left"], n=2, seed=0)
+    size = model.hparams.image_size
+    assert len(images) == 4 and all(im.size == (size, size) and im.mode == "RGB" for im in images)
+    alone = np.asarray(model.generate(["a red circle"], n=1, seed=0)[0], dtype=int)
+    assert np.abs(np.asarray(images[0], dtype=int) - alone).max() <= 1  # same noise; batch size may round 1 level
+
+
 def _make_caption(folder: Path) -> Path:
     from crossmedia.data.builtin.scenes import make_scenes
 
@@ -184,10 +194,15 @@ class Tiny:
     check: Callable[[object, Path], None]
     strategy: str = "ddp"
     ddp_xfail: str = ""  # a known DDP bug of the task, named in the report (the xfail is strict)
+    optimizers: int = 1  # optimizer steps per batch: a manual GAN steps G and D, and global_step counts both
+
+    def batches(self, *, devices: int = 1, epochs: int = 1) -> int:
+        """Training batches: each rank gets ceil(N / devices) items (DistributedSampler pads)."""
+        return epochs * math.ceil(math.ceil(self.train_items / devices) / self.batch_size)
 
     def steps(self, *, devices: int = 1, epochs: int = 1) -> int:
-        """Optimizer steps: each rank gets ceil(N / devices) items (DistributedSampler pads)."""
-        return epochs * math.ceil(math.ceil(self.train_items / devices) / self.batch_size)
+        """Optimizer steps (``global_step``): ``optimizers`` per batch."""
+        return self.optimizers * self.batches(devices=devices, epochs=epochs)
 
 
 TINY: dict[str, Tiny] = {
@@ -225,6 +240,17 @@ data:
 """ + TRAINER,
         make_data=_make_summarization, train_items=10, batch_size=1, loss="train/total", val="val/F",
         media=("summary_0", "summary_1"), check=_check_summarization),
+    "t2i": Tiny(
+        config="""seed_everything: 0
+model:
+  class_path: crossmedia.tasks.t2i.module.GANINTCLS
+  init_args: {{text_encoder: random, cond_dim: 16, noise_dim: 8, g_base: 8, d_base: 8, image_size: 32, scorer: null}}
+data:
+  class_path: crossmedia.tasks.t2i.data.T2IDataModule
+  init_args: {{dataset: scenes, root: {root}, image_size: 32, batch_size: 8, eval_batch_size: 8}}
+""" + TRAINER,
+        make_data=_make_caption, train_items=40, batch_size=8, loss="train/g_loss", val="val/soa_mean",
+        media=("generated",), check=_check_t2i, optimizers=2),
 }
 
 
@@ -378,20 +404,21 @@ def test_killed_run_resumes_from_last_checkpoint(task, tmp_path, hashing_data, t
 
     killed = _ckpt(last)  # readable: replaced atomically, never half-written
     step = killed["global_step"]
-    assert 2 <= step < steps_per_epoch and step % 2 == 0  # killed in the middle of the first epoch
+    k = spec.optimizers  # global steps per batch
+    assert 2 <= step < steps_per_epoch and step % 2 == 0 and step % k == 0  # killed in the middle of the first epoch
     assert killed["epoch"] == 0 and "optimizer_states" in killed and killed["state_dict"]
     first_steps = [int(s) for s in first_log.read_text().split()]
-    assert first_steps[:step] == list(range(1, step + 1)) and len(first_steps) < total
+    assert first_steps[:step // k] == list(range(k, step + 1, k)) and first_steps[-1] < total
 
     resumed = subprocess.run(args(second_log, 0.0, "--ckpt_path", "last"), cwd=tmp_path, env=env, timeout=300,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert resumed.returncode == 0, resumed.stdout[-6000:]
     assert f"Restoring states from the checkpoint path at {last}" in resumed.stdout
     # the resumed run trained exactly the steps the killed one had not checkpointed
-    assert [int(s) for s in second_log.read_text().split()] == list(range(step + 1, total + 1))
+    assert [int(s) for s in second_log.read_text().split()] == list(range(step + k, total + 1, k))
     final = _ckpt(last)
     assert final["global_step"] == total and final["epoch"] == 2
-    assert final["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == total
+    assert final["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == total // k
 
 
 # 5. W&B offline: run files, media, metrics, all under the run folder, every task
@@ -459,7 +486,7 @@ def test_wandb_offline_run_lives_in_the_run_folder(task, tmp_path, hashing_data,
                for r in _wandb_records(record_file) if r.WhichOneof("record_type") == "history"]
     losses = [row[spec.loss] for row in history if spec.loss in row]
     values = [row[spec.val] for row in history if spec.val in row]
-    assert len(losses) == spec.steps() and all(math.isfinite(x) for x in losses)
+    assert len(losses) == spec.batches() and all(math.isfinite(x) for x in losses)
     assert len(values) == 1 and math.isfinite(values[0])
     logged_files = {f for row in history for k, v in row.items() if k.endswith("/filenames") for f in v}
     assert {Path(f).name for f in logged_files} == {p.name for p in media.glob("*.png")}

@@ -122,7 +122,19 @@ def _lightning_cli(argv: list[str]) -> None:
             ):
                 callbacks.append(FiniteLossGuard())
             trainer_config["callbacks"] = callbacks
+            trainer_config["strategy"] = self._strategy(trainer_config)
             return self._instantiate_trainer(trainer_config, extra_callbacks)
+
+        def _strategy(self, trainer_config: dict):
+            """Plain DDP (``ddp``, or ``auto`` on several devices) becomes ``ddp_find_unused_parameters_true``
+            for a module that declares ``ddp_find_unused_parameters`` (core/task.py); anything else is kept."""
+            strategy = trainer_config.get("strategy", "auto")
+            devices, nodes = trainer_config.get("devices", "auto"), trainer_config.get("num_nodes", 1) or 1
+            several = str(devices) not in ("1", "auto", "None", "[0]") or int(nodes) > 1
+            wants = getattr(type(self.model), "ddp_find_unused_parameters", False)
+            if wants and (strategy == "ddp" or (strategy == "auto" and several)):
+                return "ddp_find_unused_parameters_true"
+            return strategy
 
         def _run_folder(self, run_name: str, root: str | None) -> Path:
             """This run's own folder (core/runs.py). ``fit --ckpt_path last`` resumes in the latest

@@ -36,6 +36,10 @@ class TaskModule(pl.LightningModule):
       data) that export copies from the checkpoint into the card.
     * ``inference``: names of the plain inference methods (PIL images / tensors / strings in and
       out) that ``zoo list`` shows and users call, e.g. ``("caption",)``.
+    * ``ddp_find_unused_parameters``: True for a module whose backward passes leave some of its
+      parameters without a gradient by design (a GAN under manual optimisation: the generator's step
+      gives the discriminator none, and the other way round). The CLI then runs plain ``ddp`` as
+      ``ddp_find_unused_parameters_true``, which DDP needs for such a module.
     """
 
     task: ClassVar[str] = ""
@@ -44,6 +48,7 @@ class TaskModule(pl.LightningModule):
     card_metrics: ClassVar[list] = []
     fit_hparams: ClassVar[tuple] = ()
     inference: ClassVar[tuple] = ()
+    ddp_find_unused_parameters: ClassVar[bool] = False
 
 
 class TaskDataModule(pl.LightningDataModule):
