@@ -32,7 +32,7 @@ def test_registry_holds_the_builtin_and_real_hashing_datasets():
 @pytest.mark.parametrize("name", list(list_datasets()))
 def test_every_registered_dataset_is_described(name):
     info = list_datasets()[name]
-    assert info.name == name and info.kind in ("image", "video", "caption") and info.summary
+    assert info.name == name and info.kind in ("image", "video", "caption", "pose") and info.summary
     assert info.builtin or info.source_layout  # a real dataset says what --source must be
 
 

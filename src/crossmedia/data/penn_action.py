@@ -220,7 +220,7 @@ def prepare_penn_action(root: Path, *, source: Path, progress: bool = True) -> P
     return root
 
 
-@register_dataset("penn-action", kind="video", builtin=False, num_classes=len(PENN_ACTIONS), source_layout=_LAYOUT,
+@register_dataset("penn-action", kind="pose", builtin=False, num_classes=len(PENN_ACTIONS), source_layout=_LAYOUT,
                   ready=lambda root: DatasetFolder(root, {"name": "penn-action"}, complete=penn_action_ready).ready(),
                   summary="Penn Action: 2,326 clips of 15 actions, 13 joints per frame read as COCO-17 keypoints")
 def _prepare(root: Path, *, source: Path, seed: int, progress: bool) -> Path:

@@ -93,8 +93,8 @@ def register_dataset(name: str, *, kind: str, builtin: bool, summary: str, ready
     ``ready(root)`` says whether ``root`` already holds a complete copy (of a built-in: one of any
     seed, which :func:`ensure` keeps; of a real dataset: one prepared by ``fn``).
     """
-    if kind not in ("image", "video", "caption"):
-        raise ValueError(f"dataset {name!r}: kind must be 'image', 'video' or 'caption', got {kind!r}")
+    if kind not in ("image", "video", "caption", "pose"):
+        raise ValueError(f"dataset {name!r}: kind must be 'image', 'video', 'caption' or 'pose', got {kind!r}")
 
     def decorator(fn: Preparer) -> Preparer:
         if name in _REGISTRY:

@@ -646,7 +646,7 @@ def make_puppets(root: str | Path, *, seed: int = 0, progress: bool = True, num_
     return root
 
 
-@register_dataset("puppets", kind="video", builtin=True, ready=puppets_ready, num_classes=len(PUPPET_ACTIONS),
+@register_dataset("puppets", kind="pose", builtin=True, ready=puppets_ready, num_classes=len(PUPPET_ACTIONS),
                   summary="3,240 generated 16-frame 64x64 clips of puppet people, 9 actions, COCO-17 poses, "
                           "clothes masks")
 def _prepare_puppets(root: Path, *, source: Path | None, seed: int, progress: bool) -> Path:
