@@ -281,9 +281,15 @@ class TextToImageGAN(TaskModule):
         self.discriminator = MatchingDiscriminator(text_dim, base=hp.d_base, image_size=hp.image_size)
 
     def configure_model(self) -> None:
-        if hasattr(self, "generator"):
-            return
+        """Build the networks from the data (``random``) or take the text encoder's GRU and vocabulary
+        from ``text_encoder`` — at every fit, also when a card already names the vocabulary, so that
+        ``make train`` from a card starts from the trained encoder, not from a random GRU."""
         source = self.hparams.text_encoder
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if source == "minilm" or (hasattr(self, "generator") and (source == "random" or not fitting)):
+            return
+        if getattr(self, "_encoder_copied", False):
+            return
         if source == "random":
             dm = _datamodule(self)
             if dm is None or "train" not in getattr(dm, "records", {}):
@@ -291,17 +297,24 @@ class TextToImageGAN(TaskModule):
             words = Vocabulary.build((c for r in dm.records["train"] for c in r.captions), min_count=0).words
             self._build_gru(list(words), 256)
             return
-        from crossmedia.core.init_from import initial_weights, with_prefix  # noqa: F401
+        from crossmedia.core.init_from import initial_weights
 
         start = initial_weights(source, "text_encoder")
         hparams = dict(start.model.hparams) if start.model is not None else dict(start.hparams)
         if not hparams.get("vocabulary"):
             raise ValueError(f"text_encoder={source!r} is not a JointEncoder (it has no vocabulary); name the "
                              f"t2i-encoder entry, its .ckpt, or 'minilm'")
-        self.hparams.word_dim, self.hparams.hidden = hparams["word_dim"], hparams["hidden"]
-        self._build_gru(list(hparams["vocabulary"]), int(hparams["embed_dim"]))
+        if hasattr(self, "generator"):
+            if list(self.vocabulary.words) != list(hparams["vocabulary"]) or self.hparams.text_dim != \
+                    hparams["embed_dim"]:
+                raise ValueError(f"text_encoder={source!r} has another vocabulary or width than this model's "
+                                 f"card; drop vocabulary/text_dim from init_args to take the encoder's")
+        else:
+            self.hparams.word_dim, self.hparams.hidden = hparams["word_dim"], hparams["hidden"]
+            self._build_gru(list(hparams["vocabulary"]), int(hparams["embed_dim"]))
         prefix = "text_encoder."
         self.text_encoder.load_state_dict({k[len(prefix):]: v for k, v in start.state.items() if k.startswith(prefix)})
+        self._encoder_copied = True
 
     # text -> condition
 
@@ -398,6 +411,11 @@ class TextToImageGAN(TaskModule):
 
     # evaluation
 
+    @property
+    def image_size(self) -> int:
+        """S of the generated images."""
+        return int(self.hparams.image_size)
+
     def _networks(self) -> tuple:
         """The tagger and the scorer (loaded once through the registry; never submodules)."""
         if not hasattr(self, "_nets"):
@@ -419,7 +437,7 @@ class TextToImageGAN(TaskModule):
         dm = _datamodule(self)
         objects = dm.scene_objects(stage) if dm is not None and hasattr(dm, "scene_objects") else None
         self._eval[stage] = GeneratedImageEvaluation(tagger=tagger, scorer=scorer, objects=objects,
-                                                     image_size=self.hparams.image_size).to(self.device)
+                                                     image_size=self.image_size).to(self.device)
 
     def sample_images(self, batch: dict, sample: int) -> Tensor:
         """Generated images (B, 3, S, S) in [-1, 1] of a batch's texts, for evaluation and sample grids: noise seeded by (item index, sample), so every run and

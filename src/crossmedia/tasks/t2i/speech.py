@@ -165,6 +165,11 @@ class SpeechToImage(TaskModule):
 
     # evaluation (shared with the text GANs)
 
+    @property
+    def image_size(self) -> int:
+        """S of the generated images (the generator's)."""
+        return int(self.hparams.gan["image_size"])
+
     _networks = TextToImageGAN._networks
     _eval_start = TextToImageGAN._eval_start
     _eval_end = TextToImageGAN._eval_end
