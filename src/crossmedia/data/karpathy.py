@@ -39,7 +39,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from crossmedia.data.folder import DatasetFolder, link_source, read_meta
-from crossmedia.data.registry import Preparer, Ready, register_dataset, register_folder_format
+from crossmedia.data.registry import Preparer, Ready, ensure, register_dataset, register_folder_format
 
 __all__ = [
     "KARPATHY_SPLITS",
@@ -215,6 +215,27 @@ def read_caption_folder(root: str | Path) -> list[CaptionedImage]:
         raise FileNotFoundError(f"{root} is not a prepared caption dataset (no meta.json with format 'karpathy'); "
                                 f"prepare it with: crossmedia data prepare NAME")
     return read_karpathy(root / meta["file"], image_root=root / meta["image_root"])
+
+
+def ensure_caption_folder(root: str | Path, dataset: str) -> Path:
+    """``root`` when it already holds a Karpathy file + meta.json (a real dataset, or a smaller
+    built-in copy); otherwise the registry prepares ``dataset`` there (built-ins are generated)."""
+    root = Path(root)
+    meta = read_meta(root)
+    if meta is not None and karpathy_ready(root, meta):
+        return root
+    return ensure(dataset, root)
+
+
+def objects_by_filename(root: str | Path) -> dict[str, Any]:
+    """``{filename: objects}`` of a prepared caption folder's Karpathy file: the ground-truth
+    ``objects`` the built-in scenes carry per image (None for an entry without them; {} when the
+    file is missing)."""
+    root = Path(root)
+    meta = read_meta(root) or {}
+    path = root / str(meta.get("file", ""))
+    entries = json.loads(path.read_text(encoding="utf-8")).get("images", []) if path.is_file() else []
+    return {e.get("filename"): e.get("objects") for e in entries if isinstance(e, dict)}
 
 
 def verify_images(records: Iterable[CaptionedImage], *, decode: bool = False, progress: bool = False) -> None:

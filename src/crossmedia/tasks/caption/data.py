@@ -36,9 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from crossmedia.core.paths import data_root
 from crossmedia.core.task import TaskDataModule
-from crossmedia.data.folder import read_meta
-from crossmedia.data.karpathy import CaptionedImage, Vocabulary, karpathy_ready, read_caption_folder, verify_images
-from crossmedia.data.registry import ensure
+from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, objects_by_filename,
+                                     read_caption_folder, verify_images)
 
 __all__ = ["CaptionData", "CaptionDataModule", "CaptionDataset", "image_tensor"]
 
@@ -150,12 +149,7 @@ class CaptionDataModule(TaskDataModule):
         self._objects_by_name: dict | None = None
 
     def _ensure(self) -> None:
-        """A folder that already holds a Karpathy file + meta.json is used as it is (a real dataset,
-        or a smaller built-in copy); otherwise the registry prepares ``dataset`` (built-ins are generated)."""
-        meta = read_meta(self.root)
-        if meta is not None and karpathy_ready(self.root, meta):
-            return
-        ensure(self.hparams.dataset, self.root)
+        ensure_caption_folder(self.root, self.hparams.dataset)
 
     def prepare_data(self) -> None:
         self._ensure()
@@ -210,12 +204,7 @@ class CaptionDataModule(TaskDataModule):
         built-in ``scenes`` does: ``objects`` per entry), else None. The caption file is read for
         them once, on the first call; keyed by file name."""
         if self._objects_by_name is None:
-            import json
-
-            meta = read_meta(self.root) or {}
-            path = self.root / str(meta.get("file", ""))
-            entries = json.loads(path.read_text(encoding="utf-8")).get("images", []) if path.is_file() else []
-            self._objects_by_name = {e.get("filename"): e.get("objects") for e in entries if isinstance(e, dict)}
+            self._objects_by_name = objects_by_filename(self.root)
         objects = [self._objects_by_name.get(record.path.name) for record in self.split_records(split)]
         return None if any(o is None for o in objects) else objects
 

@@ -22,7 +22,6 @@ epoch costs no PNG decoding. Batches are dicts (B items, S = ``image_size``):
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +32,8 @@ from tqdm import tqdm
 
 from crossmedia.core.paths import data_root
 from crossmedia.core.task import TaskDataModule
-from crossmedia.data.folder import read_meta
-from crossmedia.data.karpathy import CaptionedImage, karpathy_ready, read_caption_folder, verify_images
-from crossmedia.data.registry import ensure
+from crossmedia.data.karpathy import (CaptionedImage, ensure_caption_folder, objects_by_filename, read_caption_folder,
+                                     verify_images)
 
 __all__ = ["T2IDataModule", "T2IDataset", "load_images"]
 
@@ -125,10 +123,7 @@ class T2IDataModule(TaskDataModule):
         self._objects_by_name: dict | None = None
 
     def _ensure(self) -> None:
-        meta = read_meta(self.root)
-        if meta is not None and karpathy_ready(self.root, meta):
-            return
-        ensure(self.hparams.dataset, self.root)
+        ensure_caption_folder(self.root, self.hparams.dataset)
 
     def prepare_data(self) -> None:
         self._ensure()
@@ -168,10 +163,7 @@ class T2IDataModule(TaskDataModule):
         """Ground-truth objects of each image of ``split`` when the caption file has them (the
         built-in scenes do), else None."""
         if self._objects_by_name is None:
-            meta = read_meta(self.root) or {}
-            path = self.root / str(meta.get("file", ""))
-            entries = json.loads(path.read_text(encoding="utf-8")).get("images", []) if path.is_file() else []
-            self._objects_by_name = {e.get("filename"): e.get("objects") for e in entries if isinstance(e, dict)}
+            self._objects_by_name = objects_by_filename(self.root)
         objects = [self._objects_by_name.get(record.path.name) for record in self.records[split]]
         return None if any(o is None for o in objects) else objects
 
