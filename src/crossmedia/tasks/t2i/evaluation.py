@@ -30,7 +30,7 @@ from crossmedia.core.modes import eval_mode
 from crossmedia.metrics.image import FID, KID
 from crossmedia.tasks.t2i.metrics import Diversity, RPrecision, SemanticObjectAccuracy
 
-__all__ = ["GeneratedImageEvaluation", "PooledTaggerFeatures"]
+__all__ = ["GeneratedImageEvaluation", "GeneratorEvaluationHooks", "PooledTaggerFeatures", "item_noise"]
 
 
 class PooledTaggerFeatures(nn.Module):
@@ -63,13 +63,14 @@ class GeneratedImageEvaluation:
         self.rprec = RPrecision(candidates=100, seed=0) if scorer is not None else None
         if tagger is not None:
             features = PooledTaggerFeatures(tagger)
+            self.features = features
             common = dict(feature_net=features, image_shape=(3, image_size, image_size), input_range=(-1, 1),
                           feature_range=(-1, 1))
             self.fid = FID(**common)
             self.kid = KID(subset_size=kid_subset, **common)
             self.diversity = Diversity()
         else:
-            self.fid = self.kid = self.diversity = None
+            self.fid = self.kid = self.diversity = self.features = None
         self.count = 0
 
     def to(self, device) -> GeneratedImageEvaluation:
@@ -100,9 +101,8 @@ class GeneratedImageEvaluation:
                 rows = slice(0, min(left, len(index)))
                 samples = [fake[rows]] + [generate(batch, s).float().clamp(-1, 1)[rows]
                                           for s in range(1, self.diversity_samples)]
-                features = PooledTaggerFeatures(self.tagger)
                 with eval_mode(self.tagger):
-                    stacked = torch.stack([features(x) for x in samples], dim=1)  # (b, n, D)
+                    stacked = torch.stack([self.features(x) for x in samples], dim=1)  # (b, n, D)
                 self.diversity.update(stacked)
         self.count += len(index)
 
@@ -121,3 +121,66 @@ class GeneratedImageEvaluation:
             out["kid"] = float(kid[0] if isinstance(kid, tuple) else kid)
             out["diversity"] = float(self.diversity.compute())
         return out
+
+
+def item_noise(index: Tensor, sample: int, dim: int) -> Tensor:
+    """(B, dim) noise, row i drawn from the seed ``index[i] * 1000 + sample``: an evaluation item gets
+    the same image in every run and at every batch size."""
+    return torch.stack([torch.randn(dim, generator=torch.Generator().manual_seed(int(i) * 1000 + sample))
+                        for i in index.tolist()])
+
+
+class GeneratorEvaluationHooks:
+    """Validation/test of an image generator (mixed into its LightningModule): every batch goes to a
+    :class:`GeneratedImageEvaluation` of the split, whose values are logged as ``<stage>/<metric>``.
+
+    The module provides ``sample_images(batch, sample) -> (B, 3, S, S)`` in [-1, 1], the property
+    ``image_size`` (S) and the init args ``evaluator`` / ``scorer`` (zoo names, or None).
+    """
+
+    def _networks(self) -> tuple:
+        """The tagger and the scorer (loaded once through the registry; never submodules)."""
+        if not hasattr(self, "_nets"):
+            from crossmedia.core.registry import load
+
+            hp = self.hparams
+            object.__setattr__(self, "_nets", (load(hp.evaluator) if hp.evaluator else None,
+                                               load(hp.scorer) if hp.scorer else None))
+        for net in self._nets:
+            if net is not None:
+                net.to(self.device)
+        return self._nets
+
+    def _eval_start(self, stage: str) -> None:
+        tagger, scorer = self._networks()
+        dm = None if self._trainer is None else self.trainer.datamodule
+        objects = dm.scene_objects(stage) if dm is not None and hasattr(dm, "scene_objects") else None
+        self._eval[stage] = GeneratedImageEvaluation(tagger=tagger, scorer=scorer, objects=objects,
+                                                     image_size=self.image_size).to(self.device)
+
+    def _eval_end(self, stage: str) -> None:
+        values = self._eval.pop(stage).compute()
+        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=stage == "val")
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_start("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_start("test")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval["val"].update(batch, self.sample_images)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval["test"].update(batch, self.sample_images)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    def configure_callbacks(self):
+        from crossmedia.tasks.t2i.callbacks import GeneratedSamples
+
+        return [GeneratedSamples()]

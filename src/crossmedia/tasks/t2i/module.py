@@ -40,6 +40,7 @@ from crossmedia.nn.conditioning import ConditioningAugmentation, kl_to_standard_
 from crossmedia.nn.dcgan import DCGANGenerator, MatchingDiscriminator
 from crossmedia.nn.gan_losses import bce_d_loss, bce_g_loss, matching_aware_d_loss
 from crossmedia.tasks.t2i.models import GRUTextEncoder, ImageEncoder, contrastive_loss
+from crossmedia.tasks.t2i.evaluation import GeneratorEvaluationHooks, item_noise
 from crossmedia.tasks.t2i.metrics import RPrecision
 
 __all__ = ["JointEncoder", "TextToImageGAN", "GANINTCLS", "ConditionalGAN", "encode_word_lists", "to_pil", "pil_batch"]
@@ -67,15 +68,15 @@ def to_pil(images: Tensor) -> list:
 
 
 def pil_batch(images, size: int) -> Tensor:
-    """PIL image(s) -> (B, 3, size, size) float in [-1, 1] (RGB, bilinear resize)."""
-    import numpy as np
+    """PIL image(s) -> (B, 3, size, size) float in [-1, 1] (:func:`~crossmedia.data.pixels.image_pixels`)."""
     from PIL import Image
+
+    from crossmedia.data.pixels import image_pixels
 
     items = images if isinstance(images, (list, tuple)) else [images]
     if not items or not all(isinstance(im, Image.Image) for im in items):
         raise TypeError("expected PIL images or a (B, 3, S, S) tensor in [-1, 1]")
-    arrays = [np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32) for im in items]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    return torch.stack([image_pixels(im, size) for im in items]).float() / 127.5 - 1.0
 
 
 def _check_texts(texts) -> list[str]:
@@ -165,7 +166,6 @@ class JointEncoder(TaskModule):
 
     def _eval_start(self, stage: str) -> None:
         self._rprec[stage] = RPrecision(candidates=100, seed=0).to(self.device)
-        self._i2t = {"image": [], "text": []}
 
     def on_validation_epoch_start(self) -> None:
         self._eval_start("val")
@@ -176,8 +176,6 @@ class JointEncoder(TaskModule):
     def _eval_step(self, batch: dict, stage: str) -> None:
         image, text = self.embed_images(batch["images"]), self.embed_words(batch["words"])
         self._rprec[stage].update(image, text, batch["index"])
-        self._i2t["image"].append(image)
-        self._i2t["text"].append(text)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -186,7 +184,8 @@ class JointEncoder(TaskModule):
         self._eval_step(batch, "test")
 
     def _eval_end(self, stage: str) -> None:
-        image, text = torch.cat(self._i2t["image"]), torch.cat(self._i2t["text"])
+        metric = self._rprec[stage]
+        image, text = torch.cat(metric.image_emb), torch.cat(metric.text_emb)  # this process's, as updated
         best = (image @ text.T).argmax(dim=1)  # each image's best caption among the split's first captions
         r1 = (best == torch.arange(len(image), device=best.device)).float().mean()
         values = {f"{stage}/i2t_r1": float(r1)}
@@ -204,10 +203,7 @@ class JointEncoder(TaskModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
 
-TextEncoderName = str  # a JointEncoder zoo name / .safetensors / .ckpt, "minilm" or "random"
-
-
-class TextToImageGAN(TaskModule):
+class TextToImageGAN(GeneratorEvaluationHooks, TaskModule):
     """A text-conditioned DCGAN under Lightning's manual optimisation (G and D optimisers).
 
     Args:
@@ -240,13 +236,13 @@ class TextToImageGAN(TaskModule):
     inference = ("generate",)
     ddp_find_unused_parameters = True  # the G step leaves D without gradient and the D step G
 
-    def __init__(self, *, text_encoder: TextEncoderName = "t2i-encoder", vocabulary: list[str] | None = None,
+    def __init__(self, *, text_encoder: str = "t2i-encoder", vocabulary: list[str] | None = None,
                  text_dim: int | None = None, word_dim: int = 128, hidden: int = 256, max_len: int = 24,
                  matching_aware: bool = True, interpolate: float = 0.5, ca: bool = True, kl_weight: float = 2.0,
                  cond_dim: int = 128, noise_dim: int = 100, g_base: int = 48, d_base: int = 48,
                  image_size: int = 64, loss: Literal["bce"] = "bce", lr: float = 2e-4, beta1: float = 0.5,
                  evaluator: str | None = "scene-tagger", scorer: str | None = "t2i-encoder",
-                 sample_every: int = 1, accumulate_grad_batches: int = 1, clip: float | None = None):
+                 accumulate_grad_batches: int = 1, clip: float | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -416,65 +412,14 @@ class TextToImageGAN(TaskModule):
         """S of the generated images."""
         return int(self.hparams.image_size)
 
-    def _networks(self) -> tuple:
-        """The tagger and the scorer (loaded once through the registry; never submodules)."""
-        if not hasattr(self, "_nets"):
-            from crossmedia.core.registry import load
-
-            hp = self.hparams
-            tagger = load(hp.evaluator) if hp.evaluator else None
-            scorer = load(hp.scorer) if hp.scorer else None
-            object.__setattr__(self, "_nets", (tagger, scorer))
-        for net in self._nets:
-            if net is not None:
-                net.to(self.device)
-        return self._nets
-
-    def _eval_start(self, stage: str) -> None:
-        from crossmedia.tasks.t2i.evaluation import GeneratedImageEvaluation
-
-        tagger, scorer = self._networks()
-        dm = _datamodule(self)
-        objects = dm.scene_objects(stage) if dm is not None and hasattr(dm, "scene_objects") else None
-        self._eval[stage] = GeneratedImageEvaluation(tagger=tagger, scorer=scorer, objects=objects,
-                                                     image_size=self.image_size).to(self.device)
-
     def sample_images(self, batch: dict, sample: int) -> Tensor:
-        """Generated images (B, 3, S, S) in [-1, 1] of a batch's texts, for evaluation and sample grids: noise seeded by (item index, sample), so every run and
-        every batch size sees the same images."""
+        """Generated images (B, 3, S, S) in [-1, 1] of a batch's texts, for evaluation and sample grids,
+        with :func:`~crossmedia.tasks.t2i.evaluation.item_noise`."""
         phi = self.text_embedding(batch["words"], batch["texts"])
-        noise = torch.stack([torch.randn(self.hparams.noise_dim, generator=torch.Generator().manual_seed(
-            int(i) * 1000 + sample)) for i in batch["index"].tolist()]).to(self.device)
+        noise = item_noise(batch["index"], sample, self.hparams.noise_dim).to(self.device)
         with eval_mode(self):
             images, _ = self._generate(phi, noise)
         return images
-
-    def on_validation_epoch_start(self) -> None:
-        self._eval_start("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._eval_start("test")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval["val"].update(batch, self.sample_images)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval["test"].update(batch, self.sample_images)
-
-    def _eval_end(self, stage: str) -> None:
-        values = self._eval.pop(stage).compute()
-        self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, prog_bar=stage == "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
-
-    def configure_callbacks(self):
-        from crossmedia.tasks.t2i.callbacks import GeneratedSamples
-
-        return [GeneratedSamples()]
 
 
 class GANINTCLS(TextToImageGAN):

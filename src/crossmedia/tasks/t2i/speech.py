@@ -30,6 +30,7 @@ from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
 from crossmedia.nn.conditioning import ConditioningAugmentation
 from crossmedia.nn.dcgan import DCGANGenerator
+from crossmedia.tasks.t2i.evaluation import GeneratorEvaluationHooks, item_noise
 from crossmedia.tasks.t2i.models import AudioEncoder, contrastive_loss
 from crossmedia.tasks.t2i.module import TextToImageGAN, to_pil
 
@@ -38,7 +39,7 @@ __all__ = ["SpeechToImage"]
 _GAN_KEYS = ("text_dim", "cond_dim", "noise_dim", "g_base", "image_size", "ca")
 
 
-class SpeechToImage(TaskModule):
+class SpeechToImage(GeneratorEvaluationHooks, TaskModule):
     """Spoken caption -> image: a trained audio encoder in front of a frozen text-to-image generator.
 
     Args:
@@ -170,26 +171,8 @@ class SpeechToImage(TaskModule):
         """S of the generated images (the generator's)."""
         return int(self.hparams.gan["image_size"])
 
-    _networks = TextToImageGAN._networks
-    _eval_start = TextToImageGAN._eval_start
-    _eval_end = TextToImageGAN._eval_end
-    on_validation_epoch_start = TextToImageGAN.on_validation_epoch_start
-    on_test_epoch_start = TextToImageGAN.on_test_epoch_start
-    on_validation_epoch_end = TextToImageGAN.on_validation_epoch_end
-    configure_callbacks = TextToImageGAN.configure_callbacks
-
     def sample_images(self, batch: dict, sample: int) -> Tensor:
         """Images (B, 3, S, S) of a batch's spoken captions, noise seeded by (item index, sample)."""
-        noise = torch.stack([torch.randn(self.hparams.gan["noise_dim"], generator=torch.Generator().manual_seed(
-            int(i) * 1000 + sample)) for i in batch["index"].tolist()]).to(self.device)
+        noise = item_noise(batch["index"], sample, self.hparams.gan["noise_dim"]).to(self.device)
         with eval_mode(self):
             return self._images(self.embed_audio(batch["mel"], batch["mel_lengths"]), noise)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval["val"].update(batch, self.sample_images)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval["test"].update(batch, self.sample_images)
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
