@@ -38,6 +38,7 @@ from crossmedia.core.paths import data_root
 from crossmedia.core.task import TaskDataModule
 from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, objects_by_filename,
                                      read_caption_folder, verify_images)
+from crossmedia.data.pixels import image_pixels
 
 __all__ = ["CaptionData", "CaptionDataModule", "CaptionDataset", "image_tensor"]
 
@@ -46,11 +47,7 @@ SPLITS = ("train", "val", "test")
 
 def image_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """A PIL image as the (3, size, size) normalised tensor the encoders take."""
-    image = image.convert("RGB")
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.BILINEAR)
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-    return pixels.float().div_(127.5).sub_(1.0)
+    return image_pixels(image, size).float().div_(127.5).sub_(1.0)
 
 
 class CaptionDataset(Dataset):

@@ -34,6 +34,7 @@ from crossmedia.core.paths import data_root
 from crossmedia.core.task import TaskDataModule
 from crossmedia.data.karpathy import (CaptionedImage, ensure_caption_folder, objects_by_filename, read_caption_folder,
                                      verify_images)
+from crossmedia.data.pixels import image_pixels
 
 __all__ = ["T2IDataModule", "T2IDataset", "load_images"]
 
@@ -41,14 +42,11 @@ SPLITS = ("train", "val", "test")
 
 
 def load_images(paths: list[Path], size: int, *, progress: bool = False) -> torch.Tensor:
-    """Decode images to a (N, 3, size, size) uint8 tensor (RGB, bilinear resize when needed)."""
+    """Decode images to a (N, 3, size, size) uint8 tensor (:func:`image_pixels` of each)."""
     out = torch.empty(len(paths), 3, size, size, dtype=torch.uint8)
     for i, path in enumerate(tqdm(paths, desc="images", disable=not progress, leave=False)):
         with Image.open(path) as image:
-            image = image.convert("RGB")
-            if image.size != (size, size):
-                image = image.resize((size, size), Image.BILINEAR)
-            out[i] = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+            out[i] = image_pixels(image, size)
     return out
 
 
