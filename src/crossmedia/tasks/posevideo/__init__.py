@@ -1,0 +1,1 @@
+"""Pose-guided human video generation (Yang et al., "Pose Guided Human Video Generation", ECCV 2018)."""
