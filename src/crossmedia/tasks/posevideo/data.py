@@ -1,0 +1,227 @@
+"""The pose-video DataModule: pose clips (PoseTrack / COCO-17 keypoint JSON + frames), whole or as frame pairs.
+
+A folder in the PoseTrack-style layout read by :func:`crossmedia.data.posetrack.read_posetrack` —
+the built-in ``puppets``, a prepared ``penn-action``, or any folder holding a ``meta.json`` whose
+``file`` names such a JSON — gives clips: T frames of one person, their COCO-17 keypoints, an
+action label and a split (the ``videos`` list). Every clip is cut to its first ``frames`` frames
+(clips shorter than that are an error naming them: nothing is dropped silently).
+
+Two modes, for the two stages of the method (Yang et al., ECCV 2018, arXiv 1807.11152):
+
+* ``"clips"`` (PSGAN, the action classifier): pose sequences only; no image is decoded.
+* ``"frames"`` (SCGAN, the pose estimator): also a (source, target) pair of frames of one clip per
+  item — the appearance comes from the source frame, the pose from the target frame. Frames are
+  decoded once and held in memory as uint8 (the 3,240 puppet clips x 16 frames at 64 x 64: 637 MB).
+
+Batches are dicts (B items, T frames, S = ``image_size``, keypoints as (x, y, v) in the pixels of the
+S x S frame, v = 0 absent; frames float in [-1, 1]):
+
+* ``keypoints`` (B, T, 17, 3), ``action`` (B,) long, ``index`` (B,) long (the clip's position in its split);
+* ``"frames"`` mode adds ``source`` / ``target`` (B, 3, S, S), ``source_keypoints`` /
+  ``target_keypoints`` (B, 17, 3) and ``source_frame`` / ``target_frame`` (B,) long. In training both
+  frames are drawn at random per item and epoch; in validation and test each clip gives
+  ``eval_pairs`` fixed pairs (source frame 0, targets spread over the clip), so evaluation is
+  deterministic.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from crossmedia.core.paths import data_root
+from crossmedia.core.task import TaskDataModule
+from crossmedia.data.folder import read_meta
+from crossmedia.data.posetrack import PoseClip, read_posetrack
+from crossmedia.data.registry import ensure
+
+__all__ = ["PoseVideoDataModule", "PoseClipDataset", "eval_pairs", "read_pose_folder", "load_clip_frames"]
+
+SPLITS = ("train", "val", "test")
+MODES = ("clips", "frames")
+
+
+def read_pose_folder(root: Path) -> tuple[list[PoseClip], list[str]]:
+    """The clips of a prepared pose folder and its action names (``meta.json``'s ``actions`` when it
+    lists them, else the sorted set of the clips' actions)."""
+    meta = read_meta(root) or {}
+    json_path = root / str(meta.get("file", "annotations.json"))
+    clips = read_posetrack(json_path, frame_root=root)
+    unlabelled = [c.video_id for c in clips if c.action is None]
+    if unlabelled:
+        raise ValueError(f"{json_path}: {len(unlabelled)} video(s) have no action label (first: {unlabelled[0]!r}); "
+                         "give each video an 'action' in the top-level 'videos' list or on its images")
+    actions = list(meta.get("actions") or sorted({c.action for c in clips}))
+    unknown = sorted({c.action for c in clips} - set(actions))
+    if unknown:
+        raise ValueError(f"{json_path}: actions {unknown} are not in meta.json's 'actions' list {actions}")
+    return clips, actions
+
+
+def _split_of(clips: list[PoseClip], root: Path) -> dict[str, list[int]]:
+    """Clip indices per split: the clips' own ``split`` fields (all of them, or none: then every
+    10th clip from the 2nd is val and from the 3rd test, the rest train)."""
+    given = [c.split for c in clips]
+    if all(s is None for s in given):
+        given = ["val" if i % 10 == 1 else "test" if i % 10 == 2 else "train" for i in range(len(clips))]
+    elif any(s is None for s in given):
+        missing = next(c.video_id for c in clips if c.split is None)
+        raise ValueError(f"{root}: some videos have a split and some do not (first without: {missing!r}); "
+                         "give every video a 'split' or none")
+    bad = sorted({s for s in given} - set(SPLITS))
+    if bad:
+        raise ValueError(f"{root}: unknown split(s) {bad}; expected {SPLITS}")
+    out = {split: [i for i, s in enumerate(given) if s == split] for split in SPLITS}
+    if not out["val"]:
+        out["val"] = out["test"]
+    for split in ("train", "test"):
+        if not out[split]:
+            raise ValueError(f"{root}: no '{split}' clips; a pose folder needs train and test videos")
+    return out
+
+
+def load_clip_frames(clips: list[PoseClip], frames: int, size: int, *, progress: bool = False) -> torch.Tensor:
+    """Decode the first ``frames`` frames of each clip to a (N, frames, 3, size, size) uint8 tensor."""
+    out = torch.empty(len(clips), frames, 3, size, size, dtype=torch.uint8)
+    for i, clip in enumerate(tqdm(clips, desc="frames", disable=not progress, leave=False)):
+        for t, path in enumerate(clip.frames[:frames]):
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                if image.size != (size, size):
+                    image = image.resize((size, size), Image.BILINEAR)
+                out[i, t] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+    return out
+
+
+def _scaled_keypoints(clip: PoseClip, frames: int, size: int) -> torch.Tensor:
+    """(frames, 17, 3) keypoints of the clip in the pixels of a size x size frame (pixel centres map
+    to pixel centres: x' = (x + 0.5) · size / W − 0.5)."""
+    kp = torch.from_numpy(np.asarray(clip.keypoints[:frames], dtype=np.float32)).clone()
+    height, width = clip.size if clip.size is not None else _image_size(clip.frames[0])
+    if (height, width) != (size, size):
+        present = kp[..., 2] > 0
+        kp[..., 0] = torch.where(present, (kp[..., 0] + 0.5) * size / width - 0.5, 0.0)
+        kp[..., 1] = torch.where(present, (kp[..., 1] + 0.5) * size / height - 0.5, 0.0)
+    return kp
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.height, image.width
+
+
+def eval_pairs(num_frames: int, clip_index: int, pairs: int) -> list[tuple[int, int]]:
+    """The fixed (source, target) frame pairs of clip ``clip_index`` in evaluation: source 0, and
+    ``pairs`` targets spread evenly over frames 1..T-1, shifted by the clip index so that every
+    target frame is used across clips."""
+    span = num_frames - 1
+    if span < 1:
+        return [(0, 0)] * pairs
+    return [(0, 1 + (clip_index + j * span // pairs) % span) for j in range(pairs)]
+
+
+class PoseClipDataset(Dataset):
+    """One split: pose clips (``pixels`` None) or (source, target) frame pairs of them."""
+
+    def __init__(self, keypoints: torch.Tensor, actions: torch.Tensor, pixels: torch.Tensor | None, *,
+                 train: bool, pairs: int = 4, seed: int = 0) -> None:
+        self.keypoints, self.actions, self.pixels, self.train = keypoints, actions, pixels, train
+        self.pairs = 1 if pixels is None or train else pairs
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.keypoints) * self.pairs
+
+    def __getitem__(self, item: int) -> dict:
+        clip, j = divmod(item, self.pairs)
+        out = {"keypoints": self.keypoints[clip], "action": int(self.actions[clip]), "index": clip}
+        if self.pixels is None:
+            return out
+        frames = self.keypoints.shape[1]
+        if self.train:
+            s, t = (int(v) for v in self.rng.integers(0, frames, size=2))
+        else:
+            s, t = eval_pairs(frames, clip, self.pairs)[j]
+        pixels = self.pixels[clip]
+        out.update({"source": pixels[s].float().div_(127.5).sub_(1.0), "target": pixels[t].float().div_(127.5).sub_(1.0),
+                    "source_keypoints": self.keypoints[clip, s], "target_keypoints": self.keypoints[clip, t],
+                    "source_frame": s, "target_frame": t})
+        return out
+
+
+def collate(items: list[dict]) -> dict:
+    batch = {key: torch.stack([it[key] for it in items]) if isinstance(items[0][key], torch.Tensor)
+             else torch.tensor([it[key] for it in items], dtype=torch.long) for key in items[0]}
+    return batch
+
+
+class PoseVideoDataModule(TaskDataModule):
+    """Train / val / test loaders of pose clips or frame pairs; batches: module docstring.
+
+    Args:
+        dataset: registry name (``puppets``; a prepared ``penn-action``), or any name with ``root``.
+        root: the dataset folder (default ``data/<dataset>``).
+        mode: ``"clips"`` (pose sequences) or ``"frames"`` (frame pairs too).
+        frames: T, the frames taken from the start of each clip.
+        image_size: S; frames are resized to S x S and keypoints scaled with them.
+        eval_pairs: (source, target) pairs per clip in validation and test (``"frames"`` mode).
+        eval_clips: use only the first N clips of val and test (None: all), for quick runs.
+    """
+
+    def __init__(self, *, dataset: str = "puppets", root: str | None = None, mode: str = "clips", frames: int = 16,
+                 image_size: int = 64, batch_size: int = 32, eval_batch_size: int = 128, eval_pairs: int = 4,
+                 eval_clips: int | None = None, num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.save_hyperparameters()
+        self.root = Path(root) if root is not None else data_root() / dataset
+        self.image_size = image_size
+        self.actions: list[str] = []
+        self.clips: dict[str, list[PoseClip]] = {}
+        self.datasets: dict[str, PoseClipDataset] = {}
+
+    def prepare_data(self) -> None:
+        ensure(self.hparams.dataset, self.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        ensure(self.hparams.dataset, self.root, progress=False)
+        hp = self.hparams
+        clips, self.actions = read_pose_folder(self.root)
+        short = [c.video_id for c in clips if c.num_frames < hp.frames]
+        if short:
+            raise ValueError(f"{self.root}: {len(short)} clip(s) have fewer than frames={hp.frames} frames "
+                             f"(first: {short[0]!r}); lower --data.init_args.frames")
+        action_id = {a: i for i, a in enumerate(self.actions)}
+        for split, members in _split_of(clips, self.root).items():
+            if split != "train" and hp.eval_clips is not None:
+                members = members[: hp.eval_clips]
+            chosen = [clips[i] for i in members]
+            self.clips[split] = chosen
+            keypoints = torch.stack([_scaled_keypoints(c, hp.frames, hp.image_size) for c in chosen])
+            actions = torch.tensor([action_id[c.action] for c in chosen], dtype=torch.long)
+            pixels = None
+            if hp.mode == "frames":
+                pixels = load_clip_frames(chosen, hp.frames, hp.image_size, progress=split == "train")
+            self.datasets[split] = PoseClipDataset(keypoints, actions, pixels, train=split == "train",
+                                                   pairs=hp.eval_pairs, seed=hp.seed)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        size = self.hparams.batch_size if split == "train" else self.hparams.eval_batch_size
+        return DataLoader(self.datasets[split], batch_size=size, shuffle=shuffle, collate_fn=collate,
+                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
