@@ -1,0 +1,208 @@
+"""The networks of PSGAN and SCGAN (Yang et al., "Pose Guided Human Video Generation", ECCV 2018,
+arXiv 1807.11152), the pose maps they exchange, and the abnormal poses SCGAN learns to withstand.
+
+Pose maps (:func:`pose_maps`): keypoints (..., 17, 3) in the pixels of an S x S frame rendered by
+:func:`crossmedia.data.keypoints.render_pose` at P x P (P = S for SCGAN, P = S/2 for PSGAN), after
+mapping pixel centres to pixel centres (x_P = (x_S + ½) P/S − ½). Joints with v = 0 render empty.
+
+PSGAN generator (:class:`PoseSequenceGenerator`), Sec. 3.1 of the paper. Input: the pose maps of
+the first frame (B, 17 + 19, P, P) — joint heatmaps and limb maps —, the action class c (one of
+A) and noise z ~ N(0, I) (``noise_dim``)::
+
+    h_k = DownBlock(h_{k-1}), k = 1..4                 (4 stride-2 convolutions, kernel 4, IN, ReLU)
+    h   = Res^R(conv1x1([h_4; onehot(c); z]))          (label and noise broadcast over positions)
+    g_0 = h[:, :, None]                                (C x P/16 x P/16 -> C x 1 x P/16 x P/16: a time axis)
+    g_k = UpBlock3d([g_{k-1}; h_{5-k} repeated over time]),  k = 1..4   (T: 1 -> 16, P/16 -> P)
+    Ŷ   = σ(conv3d_1x1x1(g_4) + logit(clamp(M_0[:17], 0.02, 0.98)))   (B, 17, T = 16, P, P) heatmaps in [0, 1]
+
+Keypoints are read back from Ŷ by soft-arg-max (:func:`sequence_keypoints`). The skip
+connections (h_{5-k} repeated over the T frames of level k) are our addition: the paper's
+decoder starts from the 1 x P/16 x P/16 code alone; at P = 32 that is a 2 x 2 map, and the skips let
+every frame start from where the input pose put each joint (said in the card). So does the
+input-pose term inside σ (also ours): with the head initialised to zero, G starts by holding the
+input pose in every frame and learns the motion as a change of it.
+
+SCGAN generator (:class:`FrameGenerator`), Sec. 3.2: two encoders of 4 stride-2 convolutions — one
+for the appearance image (B, 3, S, S), one for the target pose maps (B, 36, S, S) —, residual blocks
+on their concatenated codes, and a decoder of interpolation + convolution (:class:`UpBlock`)::
+
+    a_k = DownBlock(a_{k-1}),  p_k = DownBlock(p_{k-1}),  k = 1..4
+    d_0 = Res^R(conv1x1([a_4; p_4]))
+    d_k = UpBlock([d_{k-1}; a_{4-k+1}; p_{4-k+1}]), k = 1..4  (skips from both encoders)
+    x̂   = tanh(conv3x3(d_4))                            (B, 3, S, S) in [-1, 1]
+
+The skips are ours too (U-Net style, as pix2pix): the pose skips place the body exactly, the
+appearance skips carry the static background.
+
+Abnormal poses (:func:`abnormal_pose`): the paper trains SCGAN to render the right frame when the
+pose it is given is noisy, as poses from PSGAN or from a pose estimator are. We draw, per item,
+one of three corruptions: *missing* (each visible joint dropped, v = 0, with probability 0.3),
+*scaled* (the pose scaled about its centre by s ∈ [0.75, 0.9] ∪ [1.1, 1.25]) and *jittered*
+(every joint moved by N(0, σ²), σ = 2 px).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from crossmedia.data.keypoints import NUM_JOINTS, NUM_LIMBS, render_pose, soft_argmax
+from crossmedia.nn.blocks import DownBlock, ResidualBlock, UpBlock, UpBlock3d
+
+__all__ = ["pose_maps", "rescale_keypoints", "sequence_keypoints", "abnormal_pose", "ABNORMAL_KINDS",
+           "PoseSequenceGenerator", "FrameGenerator", "POSE_CHANNELS"]
+
+POSE_CHANNELS = NUM_JOINTS + NUM_LIMBS  # 17 joint heatmaps + 19 limb maps
+ABNORMAL_KINDS = ("missing", "scaled", "jittered")
+
+
+# pose maps
+
+def rescale_keypoints(keypoints: Tensor, src: int, dst: int) -> Tensor:
+    """(..., 17, 3) keypoints from the pixels of a src x src frame to dst x dst (centres to centres);
+    absent joints stay (0, 0, 0)."""
+    if src == dst:
+        return keypoints
+    present = keypoints[..., 2:] > 0
+    xy = (keypoints[..., :2] + 0.5) * (dst / src) - 0.5
+    return torch.cat([torch.where(present, xy, 0.0), keypoints[..., 2:]], dim=-1)
+
+
+def pose_maps(keypoints: Tensor, image_size: int, map_size: int, *, limbs: bool = True) -> Tensor:
+    """Keypoints (..., 17, 3) in image_size pixels -> pose maps (..., 17 [+ 19], map_size, map_size).
+
+    σ of the joint Gaussians and the limb width scale with the map (1.5 and 1.0 px at 64 x 64), σ at
+    least 1.25 map pixels: narrower Gaussians snap the soft-arg-max read-back to the pixel grid
+    (0.35 px error at σ = 0.75 against 0.21 px at 1.25, on 32 x 32 maps, β = 20)."""
+    scale = map_size / 64.0
+    return render_pose(rescale_keypoints(keypoints.float(), image_size, map_size), map_size,
+                       sigma=max(1.5 * scale, 1.25), limb_width=max(1.0 * scale, 0.75), limbs=limbs)
+
+
+def sequence_keypoints(heatmaps: Tensor, image_size: int, *, threshold: float = 0.2, beta: float = 20.0) -> Tensor:
+    """Joint heatmaps (..., 17, P, P) -> keypoints (..., 17, 3) in image_size pixels: soft-arg-max
+    positions, v = 2 where the map's peak reaches ``threshold`` and (0, 0, 0) elsewhere."""
+    size = heatmaps.shape[-1]
+    xy = soft_argmax(heatmaps.float(), beta=beta)  # (..., 17, 2) in map pixels
+    peak = heatmaps.float().flatten(-2).amax(-1)  # (..., 17)
+    present = (peak >= threshold).unsqueeze(-1)
+    keypoints = torch.cat([xy, torch.full_like(xy[..., :1], 2.0)], dim=-1) * present
+    return rescale_keypoints(keypoints, size, image_size)
+
+
+def abnormal_pose(keypoints: Tensor, generator: torch.Generator | None = None, *, kinds: tuple[str, ...] = ABNORMAL_KINDS,
+                  drop: float = 0.3, jitter: float = 2.0) -> Tensor:
+    """A corrupted copy of keypoints (B, 17, 3): per item one of ``kinds`` (module docstring).
+
+    ``generator`` (CPU) makes the draw repeatable (evaluation passes one seeded per batch)."""
+    bad = [k for k in kinds if k not in ABNORMAL_KINDS]
+    if bad or not kinds:
+        raise ValueError(f"abnormal pose kinds must be among {ABNORMAL_KINDS}, got {kinds}")
+    kp = keypoints.detach().float().cpu().clone()
+    batch = kp.shape[0]
+    present = kp[..., 2] > 0  # (B, 17)
+    which = torch.randint(len(kinds), (batch,), generator=generator)
+    u = torch.rand(batch, NUM_JOINTS, generator=generator)
+    scale = torch.rand(batch, generator=generator) * 0.15 + 0.1  # |s - 1| in [0.1, 0.25]
+    sign = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0)
+    noise = torch.randn(batch, NUM_JOINTS, 2, generator=generator) * jitter
+    for i in range(batch):
+        kind = kinds[int(which[i])]
+        if kind == "missing":
+            keep = present[i] & (u[i] >= drop)
+            if present[i].any() and not keep.any():  # at least one joint survives
+                keep[int(present[i].nonzero()[0])] = True
+            kp[i, ~keep] = 0.0
+        elif kind == "scaled" and present[i].any():
+            centre = kp[i, present[i], :2].mean(0)
+            kp[i, present[i], :2] = centre + (kp[i, present[i], :2] - centre) * (1.0 + sign[i] * scale[i])
+        elif kind == "jittered":
+            kp[i, present[i], :2] += noise[i, present[i]]
+    return kp.to(keypoints.device, keypoints.dtype)
+
+
+# networks
+
+class PoseSequenceGenerator(nn.Module):
+    """PSGAN's G: (first-frame pose maps (B, 36, P, P), action (B,), noise (B, Z)) -> heatmaps (B, 17, 16, P, P).
+
+    Args:
+        num_actions: A, the classes of the one-hot label.
+        map_size: P (a multiple of 16).
+        base: channels of the first encoder convolution (doubling per level, capped at 8 x base).
+        noise_dim: Z; 0 makes the generator deterministic.
+        res_blocks: residual blocks at the bottleneck.
+    """
+
+    frames = 16  # four temporal doublings of the time axis added at the bottleneck
+
+    def __init__(self, num_actions: int, *, map_size: int = 32, base: int = 32, noise_dim: int = 16,
+                 res_blocks: int = 2) -> None:
+        super().__init__()
+        if map_size % 16:
+            raise ValueError(f"PSGAN's map_size must be a multiple of 16 (4 stride-2 levels), got {map_size}")
+        self.num_actions, self.noise_dim = num_actions, noise_dim
+        widths = [min(base * 2**k, 8 * base) for k in range(4)]  # h_1..h_4
+        ins = [POSE_CHANNELS] + widths[:-1]
+        self.encoder = nn.ModuleList(DownBlock(i, o, norm=k > 0) for k, (i, o) in enumerate(zip(ins, widths)))
+        self.fuse = nn.Sequential(nn.Conv2d(widths[-1] + num_actions + noise_dim, widths[-1], 1), nn.ReLU(inplace=True),
+                                  *[ResidualBlock(widths[-1]) for _ in range(res_blocks)])
+        dec_out = [widths[2], widths[1], widths[0], base // 2]
+        dec_in = [widths[3] + widths[3], dec_out[0] + widths[2], dec_out[1] + widths[1], dec_out[2] + widths[0]]
+        self.decoder = nn.ModuleList(UpBlock3d(i, o) for i, o in zip(dec_in, dec_out))
+        self.head = nn.Conv3d(dec_out[-1], NUM_JOINTS, 1)
+        nn.init.zeros_(self.head.weight)  # with the input-pose term below, G starts by holding the input pose
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, maps: Tensor, action: Tensor, noise: Tensor | None = None) -> Tensor:
+        skips = []
+        h = maps
+        for block in self.encoder:
+            h = block(h)
+            skips.append(h)
+        label = F.one_hot(action, self.num_actions).to(h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:])
+        parts = [h, label]
+        if self.noise_dim:
+            if noise is None:
+                noise = torch.randn(h.shape[0], self.noise_dim, device=h.device)
+            parts.append(noise.to(h.dtype)[:, :, None, None].expand(-1, -1, *h.shape[2:]))
+        g = self.fuse(torch.cat(parts, 1))[:, :, None]  # (B, C, 1, P/16, P/16)
+        for block, skip in zip(self.decoder, reversed(skips)):
+            g = block(torch.cat([g, skip[:, :, None].expand(-1, -1, g.shape[2], -1, -1)], 1))
+        hold = torch.logit(maps[:, :NUM_JOINTS].clamp(0.02, 0.98))[:, :, None]  # (B, 17, 1, P, P) input joints
+        return torch.sigmoid(self.head(g) + hold)  # (B, 17, 16, P, P)
+
+
+class FrameGenerator(nn.Module):
+    """SCGAN's G: (appearance image (B, 3, S, S) in [-1, 1], target pose maps (B, 36, S, S)) -> frame (B, 3, S, S).
+
+    Args:
+        base: channels of the first encoder convolution (doubling per level, capped at 8 x base).
+        res_blocks: residual blocks on the concatenated codes.
+    """
+
+    def __init__(self, *, base: int = 32, res_blocks: int = 3) -> None:
+        super().__init__()
+        widths = [min(base * 2**k, 8 * base) for k in range(4)]
+        self.image_encoder = nn.ModuleList(DownBlock(i, o, norm=k > 0)
+                                           for k, (i, o) in enumerate(zip([3] + widths[:-1], widths)))
+        self.pose_encoder = nn.ModuleList(DownBlock(i, o, norm=k > 0)
+                                          for k, (i, o) in enumerate(zip([POSE_CHANNELS] + widths[:-1], widths)))
+        self.fuse = nn.Sequential(nn.Conv2d(2 * widths[-1], widths[-1], 1), nn.ReLU(inplace=True),
+                                  *[ResidualBlock(widths[-1]) for _ in range(res_blocks)])
+        dec_out = [widths[2], widths[1], widths[0], base]
+        dec_in = [widths[3] * 3, dec_out[0] + 2 * widths[2], dec_out[1] + 2 * widths[1], dec_out[2] + 2 * widths[0]]
+        self.decoder = nn.ModuleList(UpBlock(i, o) for i, o in zip(dec_in, dec_out))
+        self.head = nn.Conv2d(base, 3, 3, 1, 1)
+
+    def forward(self, image: Tensor, maps: Tensor) -> Tensor:
+        a_skips, p_skips = [], []
+        a, p = image, maps.to(image.dtype)
+        for enc_a, enc_p in zip(self.image_encoder, self.pose_encoder):
+            a, p = enc_a(a), enc_p(p)
+            a_skips.append(a)
+            p_skips.append(p)
+        d = self.fuse(torch.cat([a, p], 1))
+        for block, a_skip, p_skip in zip(self.decoder, reversed(a_skips), reversed(p_skips)):
+            d = block(torch.cat([d, a_skip, p_skip], 1))
+        return torch.tanh(self.head(d))
