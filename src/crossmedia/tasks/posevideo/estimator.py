@@ -164,7 +164,8 @@ class PoseEstimator(TaskModule):
         base: b, the channel width of :class:`HeatmapNet`.
         sigma: σ of the target heatmaps, in 32 x 32 map pixels.
         threshold: the heatmap peak from which a joint is reported visible (:func:`read_heatmaps`).
-        lr, weight_decay: AdamW's.
+        lr, weight_decay: AdamW's (peak lr).
+        cosine: one-cycle schedule over the run (10 % linear warm-up to ``lr``, cosine decay); else constant.
     """
 
     task = "posevideo"
@@ -178,7 +179,7 @@ class PoseEstimator(TaskModule):
     map_size = 32
 
     def __init__(self, *, base: int = 32, sigma: float = 1.0, threshold: float = 0.2, lr: float = 2e-3,
-                 weight_decay: float = 1e-4):
+                 weight_decay: float = 1e-4, cosine: bool = True):
         super().__init__()
         self.save_hyperparameters()
         self.net = HeatmapNet(base)
@@ -256,7 +257,12 @@ class PoseEstimator(TaskModule):
         self._eval_end("test")
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if not self.hparams.cosine or self._trainer is None:
+            return opt
+        steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hparams.lr, total_steps=steps, pct_start=0.1)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 class ActionClassifier(TaskModule):
