@@ -1,4 +1,4 @@
-"""A tiny built-in ``puppets`` copy shared by the posevideo tests (18 clips x 8 frames, 2 per action)."""
+"""A tiny built-in ``puppets`` copy shared by the posevideo tests (27 clips x 16 frames, 3 per action)."""
 from __future__ import annotations
 
 import pytest
@@ -8,4 +8,4 @@ import pytest
 def tiny_puppets(tmp_path_factory):
     from crossmedia.data.builtin.puppets import make_puppets
 
-    return make_puppets(tmp_path_factory.mktemp("puppets") / "puppets", num_clips=27, frames=8, progress=False)
+    return make_puppets(tmp_path_factory.mktemp("puppets") / "puppets", num_clips=27, frames=16, progress=False)

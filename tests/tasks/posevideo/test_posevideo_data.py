@@ -62,6 +62,6 @@ def test_resized_frames_scale_their_keypoints(tiny_puppets):
 
 
 def test_too_long_clip_request_names_the_clip(tiny_puppets):
-    dm = PoseVideoDataModule(dataset="puppets", root=str(tiny_puppets), frames=9)
-    with pytest.raises(ValueError, match="fewer than frames=9"):
+    dm = PoseVideoDataModule(dataset="puppets", root=str(tiny_puppets), frames=17)
+    with pytest.raises(ValueError, match="fewer than frames=17"):
         dm.setup()

@@ -13,7 +13,7 @@ A) and noise z ~ N(0, I) (``noise_dim``)::
     h   = Res^R(conv1x1([h_4; onehot(c); z]))          (label and noise broadcast over positions)
     g_0 = h[:, :, None]                                (C x P/16 x P/16 -> C x 1 x P/16 x P/16: a time axis)
     g_k = UpBlock3d([g_{k-1}; h_{5-k} repeated over time]),  k = 1..4   (T: 1 -> 16, P/16 -> P)
-    Ŷ   = σ(conv3d_1x1x1(g_4) + logit(clamp(M_0[:17], 0.02, 0.98)))   (B, 17, T = 16, P, P) heatmaps in [0, 1]
+    Ŷ   = σ(conv3d_1x1x1(g_4) + logit(clamp(M_0[:17], 0.05, 0.95)))   (B, 17, T = 16, P, P) heatmaps in [0, 1]
 
 Keypoints are read back from Ŷ by soft-arg-max (:func:`sequence_keypoints`). The skip
 connections (h_{5-k} repeated over the T frames of level k) are our addition: the paper's
@@ -29,10 +29,14 @@ on their concatenated codes, and a decoder of interpolation + convolution (:clas
     a_k = DownBlock(a_{k-1}),  p_k = DownBlock(p_{k-1}),  k = 1..4
     d_0 = Res^R(conv1x1([a_4; p_4]))
     d_k = UpBlock([d_{k-1}; a_{4-k+1}; p_{4-k+1}]), k = 1..4  (skips from both encoders)
-    x̂   = tanh(conv3x3(d_4))                            (B, 3, S, S) in [-1, 1]
+    [r; μ] = conv3x3(d_4),   m = σ(μ)
+    x̂   = m ⊙ I_s + (1 − m) ⊙ tanh(r)                   (B, 3, S, S) in [-1, 1]
 
 The skips are ours too (U-Net style, as pix2pix): the pose skips place the body exactly, the
-appearance skips carry the static background.
+appearance skips carry the static background. So is the copy mask m: most of a target frame is the
+background of the source frame (copying the source frame scores an L1 of 0.047 on the puppets'
+validation pairs, against 0.11 for an unmasked G after 175 steps), so G renders only where the
+person moved; its bias starts at σ(2) ≈ 0.88, close to copying.
 
 Abnormal poses (:func:`abnormal_pose`): the paper trains SCGAN to render the right frame when the
 pose it is given is noisy, as poses from PSGAN or from a pose estimator are. We draw, per item,
@@ -137,7 +141,7 @@ class PoseSequenceGenerator(nn.Module):
     frames = 16  # four temporal doublings of the time axis added at the bottleneck
 
     def __init__(self, num_actions: int, *, map_size: int = 32, base: int = 32, noise_dim: int = 16,
-                 res_blocks: int = 2) -> None:
+                 res_blocks: int = 2, hold: bool = True) -> None:
         super().__init__()
         if map_size % 16:
             raise ValueError(f"PSGAN's map_size must be a multiple of 16 (4 stride-2 levels), got {map_size}")
@@ -151,8 +155,12 @@ class PoseSequenceGenerator(nn.Module):
         dec_in = [widths[3] + widths[3], dec_out[0] + widths[2], dec_out[1] + widths[1], dec_out[2] + widths[0]]
         self.decoder = nn.ModuleList(UpBlock3d(i, o) for i, o in zip(dec_in, dec_out))
         self.head = nn.Conv3d(dec_out[-1], NUM_JOINTS, 1)
-        nn.init.zeros_(self.head.weight)  # with the input-pose term below, G starts by holding the input pose
-        nn.init.zeros_(self.head.bias)
+        self.hold = hold
+        if hold:
+            nn.init.zeros_(self.head.weight)  # with the input-pose term in forward, G starts holding the input pose
+            nn.init.zeros_(self.head.bias)
+        else:
+            nn.init.constant_(self.head.bias, -3.0)  # σ(-3) ≈ 0.05: start from near-empty maps, as real maps are
 
     def forward(self, maps: Tensor, action: Tensor, noise: Tensor | None = None) -> Tensor:
         skips = []
@@ -169,8 +177,10 @@ class PoseSequenceGenerator(nn.Module):
         g = self.fuse(torch.cat(parts, 1))[:, :, None]  # (B, C, 1, P/16, P/16)
         for block, skip in zip(self.decoder, reversed(skips)):
             g = block(torch.cat([g, skip[:, :, None].expand(-1, -1, g.shape[2], -1, -1)], 1))
-        hold = torch.logit(maps[:, :NUM_JOINTS].clamp(0.02, 0.98))[:, :, None]  # (B, 17, 1, P, P) input joints
-        return torch.sigmoid(self.head(g) + hold)  # (B, 17, 16, P, P)
+        logits = self.head(g)
+        if self.hold:
+            logits = logits + torch.logit(maps[:, :NUM_JOINTS].clamp(0.05, 0.95))[:, :, None]  # input joints
+        return torch.sigmoid(logits)  # (B, 17, 16, P, P)
 
 
 class FrameGenerator(nn.Module):
@@ -193,7 +203,8 @@ class FrameGenerator(nn.Module):
         dec_out = [widths[2], widths[1], widths[0], base]
         dec_in = [widths[3] * 3, dec_out[0] + 2 * widths[2], dec_out[1] + 2 * widths[1], dec_out[2] + 2 * widths[0]]
         self.decoder = nn.ModuleList(UpBlock(i, o) for i, o in zip(dec_in, dec_out))
-        self.head = nn.Conv2d(base, 3, 3, 1, 1)
+        self.head = nn.Conv2d(base, 4, 3, 1, 1)  # RGB and the logit of the copy mask
+        nn.init.constant_(self.head.bias[3], 2.0)  # σ(2) ≈ 0.88: G starts close to copying the source frame
 
     def forward(self, image: Tensor, maps: Tensor) -> Tensor:
         a_skips, p_skips = [], []
@@ -205,4 +216,6 @@ class FrameGenerator(nn.Module):
         d = self.fuse(torch.cat([a, p], 1))
         for block, a_skip, p_skip in zip(self.decoder, reversed(a_skips), reversed(p_skips)):
             d = block(torch.cat([d, a_skip, p_skip], 1))
-        return torch.tanh(self.head(d))
+        out = self.head(d)
+        mask = torch.sigmoid(out[:, 3:])
+        return mask * image + (1 - mask) * torch.tanh(out[:, :3])
