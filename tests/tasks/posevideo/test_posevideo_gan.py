@@ -61,13 +61,13 @@ def test_psgan_reconstruction_loss_falls_on_one_batch(tiny_puppets):
     opt = torch.optim.Adam(model.generator.parameters(), lr=2e-3)
     losses = []
     for _ in range(25):
-        fake = model.generator(model._first_maps(batch["keypoints"][:, 0]), batch["action"])
+        fake, _ = model.generated(batch["keypoints"][:, 0], batch["action"], torch.zeros(len(batch["action"]), 4))
         loss = (fake - model._real_maps(batch["keypoints"])).abs().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    assert losses[-1] < 0.9 * losses[0]  # 0.054 -> 0.048: the held input pose is already close
+    assert losses[-1] < 0.85 * losses[0]  # 0.0083 -> 0.0067: G starts at the held input pose, already close
 
 
 def test_generate_poses_chains_segments_and_starts_at_the_given_pose(tiny_puppets):

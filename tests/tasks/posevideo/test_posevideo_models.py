@@ -36,19 +36,35 @@ def test_pose_maps_read_back_to_the_keypoints_within_a_fraction_of_a_pixel():
 
 def test_psgan_generator_starts_by_holding_the_input_pose():
     g = PoseSequenceGenerator(9, map_size=32, base=8, noise_dim=4)
-    kp = _pose(2)
-    maps = g(pose_maps(kp, 64, 32), torch.tensor([0, 5]), torch.randn(2, 4))
+    kp = rescale_keypoints(_pose(2), 64, 32)
+    kp[1, 4] = 0.0  # absent in the first frame: starts absent
+    maps, seq = g(kp, torch.tensor([0, 5]), torch.randn(2, 4))
     assert maps.shape == (2, 17, 16, 32, 32) and 0 <= maps.min() and maps.max() <= 1
-    seq = sequence_keypoints(maps.transpose(1, 2), 64)  # (2, 16, 17, 3)
-    assert (seq[..., :2] - kp[:, None, :, :2]).abs().max() < 0.6
+    assert seq.shape == (2, 16, 17, 3)
+    present = kp[..., 2] > 0
+    assert torch.allclose(seq[..., :2][present[:, None].expand(-1, 16, -1)],
+                          kp[:, None, :, :2].expand(-1, 16, -1, -1)[present[:, None].expand(-1, 16, -1)])
+    assert (seq[..., 2][present[:, None].expand(-1, 16, -1)] > 0.98).all() and (seq[1, :, 4, 2] < 0.02).all()
+    back = sequence_keypoints(maps.transpose(1, 2), 32)  # the heatmaps are drawn at the keypoints
+    assert (back[..., :2] - seq[..., :2])[present[:, None].expand(-1, 16, -1)].abs().max() < 0.25
 
 
-def test_psgan_generator_uses_label_and_noise():
+def test_psgan_generator_moves_joints_with_gradients_and_uses_label_and_noise():
+    g = PoseSequenceGenerator(9, map_size=32, base=8, noise_dim=4)
+    kp = rescale_keypoints(_pose(1), 64, 32)
+    target = kp[:, None, :, :2] + 3.0  # every joint 3 px down and right in every frame
+    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
+    for _ in range(30):
+        _, seq = g(kp, torch.tensor([0]), torch.zeros(1, 4))
+        loss = (seq[..., :2] - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss < 1.5  # from 3 px
     g = PoseSequenceGenerator(9, map_size=32, base=8, noise_dim=4)
     torch.nn.init.normal_(g.head.weight, std=0.5)  # away from the zero init, so the decoder matters
-    maps = pose_maps(_pose(1), 64, 32)
     z = torch.randn(1, 4)
-    a, b, c = g(maps, torch.tensor([0]), z), g(maps, torch.tensor([1]), z), g(maps, torch.tensor([0]), -z)
+    a, b, c = g(kp, torch.tensor([0]), z)[1], g(kp, torch.tensor([1]), z)[1], g(kp, torch.tensor([0]), -z)[1]
     assert (a - b).abs().max() > 1e-3 and (a - c).abs().max() > 1e-3
 
 

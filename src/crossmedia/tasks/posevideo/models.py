@@ -6,21 +6,27 @@ Pose maps (:func:`pose_maps`): keypoints (..., 17, 3) in the pixels of an S x S 
 mapping pixel centres to pixel centres (x_P = (x_S + ½) P/S − ½). Joints with v = 0 render empty.
 
 PSGAN generator (:class:`PoseSequenceGenerator`), Sec. 3.1 of the paper. Input: the pose maps of
-the first frame (B, 17 + 19, P, P) — joint heatmaps and limb maps —, the action class c (one of
+the first frame M_0 (B, 17 + 19, P, P) — joint heatmaps and limb maps —, the action class c (one of
 A) and noise z ~ N(0, I) (``noise_dim``)::
 
     h_k = DownBlock(h_{k-1}), k = 1..4                 (4 stride-2 convolutions, kernel 4, IN, ReLU)
     h   = Res^R(conv1x1([h_4; onehot(c); z]))          (label and noise broadcast over positions)
     g_0 = h[:, :, None]                                (C x P/16 x P/16 -> C x 1 x P/16 x P/16: a time axis)
     g_k = UpBlock3d([g_{k-1}; h_{5-k} repeated over time]),  k = 1..4   (T: 1 -> 16, P/16 -> P)
-    Ŷ   = σ(conv3d_1x1x1(g_4) + logit(clamp(M_0[:17], 0.05, 0.95)))   (B, 17, T = 16, P, P) heatmaps in [0, 1]
+    F   = conv3d_1x1x1(g_4)                             (B, 3·17, T, P, P): per joint k and frame t, fields
+                                                        (Δx, Δy, ν) over the map
+    (Δx, Δy, ν)_{k,t} = Σ_p a_k(p) F_{k,t}(p),  a_k = M_0[k] / Σ M_0[k]   (read at joint k's input place)
+    x_{k,t} = x_{k,0} + 12 tanh(Δ)_{k,t},   v_{k,t} = σ(ν_{k,t} ± 4)     (+ if k is visible in frame 0)
+    Ŷ_{k,t}(p) = v_{k,t} exp(-|p − x_{k,t}|² / 2σ²)   (B, 17, T, P, P) joint heatmaps, σ = 1.25
 
-Keypoints are read back from Ŷ by soft-arg-max (:func:`sequence_keypoints`). The skip
-connections (h_{5-k} repeated over the T frames of level k) are our addition: the paper's
-decoder starts from the 1 x P/16 x P/16 code alone; at P = 32 that is a 2 x 2 map, and the skips let
-every frame start from where the input pose put each joint (said in the card). So does the
-input-pose term inside σ (also ours): with the head initialised to zero, G starts by holding the
-input pose in every frame and learns the motion as a change of it.
+So the 3-D decoder draws T maps per joint as the paper's does, but they are fields of displacement
+read at the joint rather than heatmaps read by arg-max, and the heatmaps D sees are rendered from the
+positions. This is ours, measured: a decoder emitting heatmaps directly (σ(F) with or without the
+input heatmaps added to its logits) stayed still for 175+ batches — to move a peak it must raise a
+far pixel whose gradient is ~e^-20 under the soft-arg-max, D told its blurred maps from real ones by
+their background, and the L1 term favours holding the pose when the phase of the motion is unknown.
+The skip connections (h_{5-k} repeated over the T frames of level k) are ours too; with the head
+initialised to zero G starts by holding the input pose and learns the motion as its change.
 
 SCGAN generator (:class:`FrameGenerator`), Sec. 3.2: two encoders of 4 stride-2 convolutions — one
 for the appearance image (B, 3, S, S), one for the target pose maps (B, 36, S, S) —, residual blocks
@@ -53,7 +59,7 @@ from torch import Tensor, nn
 from crossmedia.data.keypoints import NUM_JOINTS, NUM_LIMBS, render_pose, soft_argmax
 from crossmedia.nn.blocks import DownBlock, ResidualBlock, UpBlock, UpBlock3d
 
-__all__ = ["pose_maps", "rescale_keypoints", "sequence_keypoints", "abnormal_pose", "ABNORMAL_KINDS",
+__all__ = ["pose_maps", "gaussian_maps", "rescale_keypoints", "sequence_keypoints", "abnormal_pose", "ABNORMAL_KINDS",
            "PoseSequenceGenerator", "FrameGenerator", "POSE_CHANNELS"]
 
 POSE_CHANNELS = NUM_JOINTS + NUM_LIMBS  # 17 joint heatmaps + 19 limb maps
@@ -128,7 +134,10 @@ def abnormal_pose(keypoints: Tensor, generator: torch.Generator | None = None, *
 # networks
 
 class PoseSequenceGenerator(nn.Module):
-    """PSGAN's G: (first-frame pose maps (B, 36, P, P), action (B,), noise (B, Z)) -> heatmaps (B, 17, 16, P, P).
+    """PSGAN's G: (first-frame keypoints (B, 17, 3), action (B,), noise (B, Z)) -> T = 16 poses.
+
+    :meth:`forward` returns the joint heatmaps (B, 17, T, P, P) (what D judges) and the keypoints
+    (B, T, 17, 3) in map pixels they are drawn from (module docstring: offset fields).
 
     Args:
         num_actions: A, the classes of the one-hot label.
@@ -136,16 +145,19 @@ class PoseSequenceGenerator(nn.Module):
         base: channels of the first encoder convolution (doubling per level, capped at 8 x base).
         noise_dim: Z; 0 makes the generator deterministic.
         res_blocks: residual blocks at the bottleneck.
+        sigma: σ of the rendered heatmaps, in map pixels.
+        max_offset: the largest displacement of a joint from its input place, in map pixels (tanh range).
     """
 
     frames = 16  # four temporal doublings of the time axis added at the bottleneck
 
     def __init__(self, num_actions: int, *, map_size: int = 32, base: int = 32, noise_dim: int = 16,
-                 res_blocks: int = 2, hold: bool = True) -> None:
+                 res_blocks: int = 2, sigma: float = 1.25, max_offset: float = 12.0) -> None:
         super().__init__()
         if map_size % 16:
             raise ValueError(f"PSGAN's map_size must be a multiple of 16 (4 stride-2 levels), got {map_size}")
-        self.num_actions, self.noise_dim = num_actions, noise_dim
+        self.num_actions, self.noise_dim, self.map_size = num_actions, noise_dim, map_size
+        self.sigma, self.max_offset = sigma, max_offset
         widths = [min(base * 2**k, 8 * base) for k in range(4)]  # h_1..h_4
         ins = [POSE_CHANNELS] + widths[:-1]
         self.encoder = nn.ModuleList(DownBlock(i, o, norm=k > 0) for k, (i, o) in enumerate(zip(ins, widths)))
@@ -154,15 +166,12 @@ class PoseSequenceGenerator(nn.Module):
         dec_out = [widths[2], widths[1], widths[0], base // 2]
         dec_in = [widths[3] + widths[3], dec_out[0] + widths[2], dec_out[1] + widths[1], dec_out[2] + widths[0]]
         self.decoder = nn.ModuleList(UpBlock3d(i, o) for i, o in zip(dec_in, dec_out))
-        self.head = nn.Conv3d(dec_out[-1], NUM_JOINTS, 1)
-        self.hold = hold
-        if hold:
-            nn.init.zeros_(self.head.weight)  # with the input-pose term in forward, G starts holding the input pose
-            nn.init.zeros_(self.head.bias)
-        else:
-            nn.init.constant_(self.head.bias, -3.0)  # σ(-3) ≈ 0.05: start from near-empty maps, as real maps are
+        self.head = nn.Conv3d(dec_out[-1], 3 * NUM_JOINTS, 1)  # per joint: offset x, offset y, visibility logit
+        nn.init.zeros_(self.head.weight)  # G starts by holding the input pose
+        nn.init.zeros_(self.head.bias)
 
-    def forward(self, maps: Tensor, action: Tensor, noise: Tensor | None = None) -> Tensor:
+    def fields(self, maps: Tensor, action: Tensor, noise: Tensor | None = None) -> Tensor:
+        """The decoder's output (B, 3·17, T, P, P): offset and visibility fields of every joint."""
         skips = []
         h = maps
         for block in self.encoder:
@@ -177,10 +186,36 @@ class PoseSequenceGenerator(nn.Module):
         g = self.fuse(torch.cat(parts, 1))[:, :, None]  # (B, C, 1, P/16, P/16)
         for block, skip in zip(self.decoder, reversed(skips)):
             g = block(torch.cat([g, skip[:, :, None].expand(-1, -1, g.shape[2], -1, -1)], 1))
-        logits = self.head(g)
-        if self.hold:
-            logits = logits + torch.logit(maps[:, :NUM_JOINTS].clamp(0.05, 0.95))[:, :, None]  # input joints
-        return torch.sigmoid(logits)  # (B, 17, 16, P, P)
+        return self.head(g)
+
+    def forward(self, first: Tensor, action: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """first: keypoints (B, 17, 3) in map pixels -> (heatmaps (B, 17, T, P, P), keypoints (B, T, 17, 3))."""
+        size = self.map_size
+        first = first.float()
+        maps = render_pose(first, size, sigma=self.sigma, limb_width=max(self.sigma * 0.6, 0.75))  # (B, 36, P, P)
+        out = self.fields(maps, action, noise).float()  # (B, 51, T, P, P)
+        b, _, t = out.shape[:3]
+        out = out.reshape(b, NUM_JOINTS, 3, t, size, size)
+        present = first[..., 2] > 0  # (B, 17)
+        attend = maps[:, :NUM_JOINTS].flatten(-2)  # (B, 17, P²) each joint's own input heatmap ...
+        attend = torch.where(present[..., None], attend, torch.ones_like(attend))  # ... or everywhere if absent
+        attend = attend / attend.sum(-1, keepdim=True)
+        read = torch.einsum("bjctp,bjp->btjc", out.flatten(-2), attend)  # (B, T, 17, 3): fields at the joint
+        offset = self.max_offset * torch.tanh(read[..., :2])
+        xy = torch.where(present[:, None, :, None], first[:, None, :, :2], (size - 1) / 2) + offset
+        visible = torch.sigmoid(read[..., 2] + torch.where(present, 4.0, -4.0)[:, None])  # (B, T, 17)
+        heatmaps = gaussian_maps(xy, size, self.sigma) * visible[..., None, None]  # (B, T, 17, P, P)
+        keypoints = torch.cat([xy, visible[..., None]], -1)
+        return heatmaps.transpose(1, 2), keypoints
+
+
+def gaussian_maps(xy: Tensor, size: int, sigma: float) -> Tensor:
+    """Differentiable joint heatmaps (..., J, size, size) of positions (..., J, 2): exp(-|p - xy|² / 2σ²),
+    the same maps :func:`~crossmedia.data.keypoints.render_pose` draws, with gradients to xy."""
+    grid = torch.arange(size, dtype=xy.dtype, device=xy.device)
+    gx = torch.exp(-(grid - xy[..., :1]) ** 2 / (2 * sigma**2))  # (..., J, W)
+    gy = torch.exp(-(grid - xy[..., 1:]) ** 2 / (2 * sigma**2))  # (..., J, H)
+    return gy[..., :, None] * gx[..., None, :]
 
 
 class FrameGenerator(nn.Module):

@@ -5,17 +5,17 @@ Stage 1, :class:`PSGAN` (pose sequence GAN). G (:class:`~crossmedia.tasks.posevi
 maps the first frame's pose maps M_0 (B, 36, P, P), the action c and noise z to T = 16 joint heatmaps
 Ŷ = G(M_0, c, z) (B, 17, T, P, P); the real sequence Y is the clip's poses rendered the same way. D is a
 spatio-temporal PatchGAN (:class:`~crossmedia.nn.patchgan.PatchGAN`, 3-D) on heatmap sequences, conditioned
-on c (one-hot) and M_0, both broadcast over time and space. With the standard losses of
+on c (one-hot, broadcast over time and space), as in the paper. With the standard losses of
 :mod:`crossmedia.nn.gan_losses`::
 
-    L_D = bce_d(D(Y | c, M_0), D(Ŷ | c, M_0))
-    L_G = bce_g(D(Ŷ | c, M_0)) + λ_1 ‖Ŷ − Y‖₁ + λ_kp ‖K(Ŷ) − K(Y)‖₁ / P
+    L_D = bce_d(D(Y | c), D(Ŷ | c))
+    L_G = bce_g(D(Ŷ | c)) + λ_1 ‖Ŷ − Y‖₁ + λ_kp (‖X̂ − X‖₁ / S + BCE(v̂, [v > 0]))
 
-‖·‖₁ is the mean absolute difference; K reads keypoints back by soft-arg-max
-(:func:`~crossmedia.tasks.posevideo.models.sequence_keypoints`), over the joints visible in Y. The
-paper's reconstruction term is the heatmap L1; the keypoint term is ours: the real maps are
-mostly zero, so an L1 on maps alone is smallest for a blank map wherever a joint's place is
-uncertain, and the keypoint term keeps every joint drawn (λ_kp in the card). ``adversarial=False``
+‖·‖₁ is the mean absolute difference; X̂, v̂ are the positions and visibilities G's heatmaps are
+drawn from (:class:`~crossmedia.tasks.posevideo.models.PoseSequenceGenerator`), X, v the real
+keypoints (positions over the joints visible in Y). The paper's reconstruction term is the heatmap
+L1; the keypoint term is ours: the real maps are mostly zero, and an L1 on maps alone gives a joint
+a gradient only within a few σ of where it is (λ_kp in the card). ``adversarial=False``
 drops D: the L1-only regressor of the same size, the baseline of the paper's claim.
 
 Stage 2, :class:`SCGAN` (semantic consistent GAN). G (:class:`~crossmedia.tasks.posevideo.models.FrameGenerator`)
@@ -57,7 +57,7 @@ from crossmedia.core.task import TaskModule
 from crossmedia.nn.gan_losses import bce_d_loss, bce_g_loss
 from crossmedia.nn.patchgan import PatchGAN
 from crossmedia.tasks.posevideo.models import (POSE_CHANNELS, FrameGenerator, PoseSequenceGenerator, abnormal_pose,
-                                               pose_maps, sequence_keypoints)
+                                               pose_maps, rescale_keypoints)
 
 __all__ = ["PSGAN", "SCGAN", "item_noise", "image_tensor"]
 
@@ -165,7 +165,7 @@ class PSGAN(_Helpers, TaskModule):
     ddp_find_unused_parameters = True
 
     def __init__(self, *, actions: list[str] | None = None, image_size: int = 64, map_size: int = 32, base: int = 16,
-                 noise_dim: int = 16, res_blocks: int = 2, hold: bool = True, adversarial: bool = True, l1_weight: float = 100.0,
+                 noise_dim: int = 16, res_blocks: int = 2, adversarial: bool = True, l1_weight: float = 100.0,
                  keypoint_weight: float = 10.0, d_base: int = 32, d_layers: int = 2, lr: float = 2e-4,
                  beta1: float = 0.5, classifier: str | None = "action-classifier", diversity_items: int = 64,
                  diversity_samples: int = 3, accumulate_grad_batches: int = 1, clip: float | None = None):
@@ -181,10 +181,10 @@ class PSGAN(_Helpers, TaskModule):
         self.actions = list(actions)
         self.hparams.actions = list(actions)
         self.generator = PoseSequenceGenerator(len(actions), map_size=hp.map_size, base=hp.base,
-                                               noise_dim=hp.noise_dim, res_blocks=hp.res_blocks, hold=hp.hold)
+                                               noise_dim=hp.noise_dim, res_blocks=hp.res_blocks)
         if hp.adversarial:
             self.discriminator = PatchGAN(in_channels=17, base=hp.d_base, layers=hp.d_layers,
-                                          cond_channels=len(actions) + POSE_CHANNELS, norm="instance", dims=3)
+                                          cond_channels=len(actions), norm="instance", dims=3)
 
     def configure_model(self) -> None:
         if hasattr(self, "generator"):
@@ -203,14 +203,20 @@ class PSGAN(_Helpers, TaskModule):
     def _first_maps(self, first: Tensor) -> Tensor:
         return pose_maps(first, self.hparams.image_size, self.hparams.map_size)  # (B, 36, P, P)
 
-    def heatmaps(self, first: Tensor, action: Tensor, noise: Tensor | None) -> Tensor:
-        """G's heatmap sequence (B, 17, T, P, P) from first-frame keypoints (B, 17, 3)."""
-        return self.generator(self._first_maps(first), action, None if noise is None else noise.to(self.device))
+    def generated(self, first: Tensor, action: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
+        """G's heatmaps (B, 17, T, P, P) and keypoints (B, T, 17, 3) (x, y in image pixels, v the
+        visibility probability) from first-frame keypoints (B, 17, 3) in image pixels."""
+        hp = self.hparams
+        first = rescale_keypoints(first.to(self.device).float(), hp.image_size, hp.map_size)
+        maps, keypoints = self.generator(first, action.to(self.device), None if noise is None else noise.to(self.device))
+        xy = (keypoints[..., :2] + 0.5) * (hp.image_size / hp.map_size) - 0.5
+        return maps, torch.cat([xy, keypoints[..., 2:]], -1)
 
     def sequence(self, first: Tensor, action: Tensor, noise: Tensor | None) -> Tensor:
-        """Generated keypoints (B, T, 17, 3) in image pixels."""
-        maps = self.heatmaps(first, action, noise).transpose(1, 2)  # (B, T, 17, P, P)
-        return sequence_keypoints(maps, self.hparams.image_size)
+        """Generated keypoints (B, T, 17, 3) in image pixels; joints of visibility below ½ as (0, 0, 0)."""
+        keypoints = self.generated(first, action, noise)[1]
+        present = keypoints[..., 2:] >= 0.5
+        return torch.where(present, torch.cat([keypoints[..., :2], torch.full_like(keypoints[..., 2:], 2.0)], -1), 0.0)
 
     def action_id(self, action: str | int) -> int:
         if isinstance(action, int) and 0 <= action < len(self.actions):
@@ -245,17 +251,9 @@ class PSGAN(_Helpers, TaskModule):
         hp = self.hparams
         return pose_maps(keypoints, hp.image_size, hp.map_size, limbs=False).transpose(1, 2)
 
-    @staticmethod
-    def _for_d(maps: Tensor) -> Tensor:
-        """What D sees of a heatmap sequence: each map minus its own minimum. Real maps are exactly 0 away
-        from the joint; G's sigmoid maps never quite are, and without this D learns that tell instead of
-        the motion."""
-        return maps - maps.amin(dim=(-2, -1), keepdim=True)
-
-    def _d_cond(self, action: Tensor, first_maps: Tensor, like: Tensor) -> Tensor:
-        label = F.one_hot(action, len(self.actions)).to(like.dtype)[:, :, None, None, None]
-        label = label.expand(-1, -1, *like.shape[2:])
-        return torch.cat([label, first_maps.to(like.dtype)[:, :, None].expand(-1, -1, like.shape[2], -1, -1)], 1)
+    def _d_cond(self, action: Tensor) -> Tensor:
+        """D's condition: the one-hot class (B, A), broadcast by the PatchGAN over time and space."""
+        return F.one_hot(action, len(self.actions)).float()
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         hp = self.hparams
@@ -264,25 +262,24 @@ class PSGAN(_Helpers, TaskModule):
         opt_g, opt_d = opts[0], opts[1] if hp.adversarial else None
         step = dict(batch_idx=batch_idx, accumulate=hp.accumulate_grad_batches, clip_val=hp.clip)
         keypoints, action = batch["keypoints"][:, : self.frames], batch["action"]
-        first_maps = self._first_maps(keypoints[:, 0])
         real = self._real_maps(keypoints)
-        fake = self.generator(first_maps, action)
+        fake, fake_kp = self.generated(keypoints[:, 0], action, None)
         logs = {}
         if hp.adversarial:
-            cond = self._d_cond(action, first_maps, real)
+            cond = self._d_cond(action)
             d = manual_step(self, opt_d, lambda: bce_d_loss(self.discriminator(real, cond),
-                                                             self.discriminator(self._for_d(fake.detach()), cond)),
-                            **step)
+                                                             self.discriminator(fake.detach(), cond)), **step)
             logs["train/d_loss"] = d
 
         def g_loss() -> dict:
             l1 = (fake - real).abs().mean()
-            kp = _visible_keypoint_l1(sequence_keypoints(fake.transpose(1, 2), hp.image_size, threshold=-1.0),
-                                      keypoints, hp.image_size)
-            total = hp.l1_weight * l1 + hp.keypoint_weight * kp
-            out = {"l1": l1, "keypoint_l1": kp}
+            kp = _visible_keypoint_l1(fake_kp, keypoints, hp.image_size)
+            seen = (keypoints[..., 2] > 0).float()
+            visibility = F.binary_cross_entropy(fake_kp[..., 2].clamp(1e-6, 1 - 1e-6), seen)
+            total = hp.l1_weight * l1 + hp.keypoint_weight * (kp + visibility)
+            out = {"l1": l1, "keypoint_l1": kp, "visibility": visibility}
             if hp.adversarial:
-                out["adv"] = bce_g_loss(self.discriminator(self._for_d(fake), self._d_cond(action, first_maps, fake)))
+                out["adv"] = bce_g_loss(self.discriminator(fake, self._d_cond(action)))
                 total = total + out["adv"]
             out["total"] = total
             return out
