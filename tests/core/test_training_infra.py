@@ -163,6 +163,21 @@ def _check_t2i(model, root: Path) -> None:
     assert np.abs(np.asarray(images[0], dtype=int) - alone).max() <= 1  # same noise; batch size may round 1 level
 
 
+def _check_posevideo(model, root: Path) -> None:
+    from crossmedia.tasks.posevideo.data import read_pose_folder
+
+    clips, _ = read_pose_folder(root)
+    keypoints = torch.from_numpy(clips[0].keypoints[:3])
+    frames = model.render(torch.zeros(1, 3, 64, 64), keypoints)  # one appearance, three poses
+    assert frames.shape == (3, 3, 64, 64) and frames.abs().max() <= 1 and torch.isfinite(frames).all()
+
+
+def _make_posevideo(folder: Path) -> Path:
+    from crossmedia.data.builtin.puppets import make_puppets
+
+    return make_puppets(folder / "puppets", num_clips=27, frames=16, progress=False)  # 9 train / 9 val / 9 test
+
+
 def _make_caption(folder: Path) -> Path:
     from crossmedia.data.builtin.scenes import make_scenes
 
@@ -251,6 +266,17 @@ data:
 """ + TRAINER,
         make_data=_make_caption, train_items=40, batch_size=8, loss="train/g_loss", val="val/soa_mean",
         media=("generated",), check=_check_t2i, optimizers=2),
+    "posevideo": Tiny(
+        config="""seed_everything: 0
+model:
+  class_path: crossmedia.tasks.posevideo.module.SCGAN
+  init_args: {{base: 8, res_blocks: 1, d_base: 8, d_layers: 2, estimator: null, psgan: null}}
+data:
+  class_path: crossmedia.tasks.posevideo.data.PoseVideoDataModule
+  init_args: {{dataset: puppets, root: {root}, mode: frames, batch_size: 4, eval_batch_size: 16, eval_pairs: 1}}
+""" + TRAINER,
+        make_data=_make_posevideo, train_items=9, batch_size=4, loss="train/g_loss", val="val/ssim",
+        media=("clips",), check=_check_posevideo, optimizers=3),
 }
 
 
