@@ -75,7 +75,7 @@ def _export_and_load(run: Path, tmp_path: Path, name: str, task: str = "hashing"
 
     weights_dir = tmp_path / "home" / "checkpoints"
     card_path = export_run(run, name=name, zoo_dir=tmp_path / "zoo", checkpoints_dir=weights_dir, progress=False)
-    assert card_path == tmp_path / "zoo" / task / f"{name}.yaml"
+    assert card_path == tmp_path / "zoo" / task.split("-")[0] / f"{name}.yaml"  # TINY key "posevideo-psgan": task posevideo
     card = read_card(card_path)
     model = zoo.load(card, weights=weights_dir / f"{name}.safetensors")
     assert not model.training
@@ -170,6 +170,14 @@ def _check_posevideo(model, root: Path) -> None:
     keypoints = torch.from_numpy(clips[0].keypoints[:3])
     frames = model.render(torch.zeros(1, 3, 64, 64), keypoints)  # one appearance, three poses
     assert frames.shape == (3, 3, 64, 64) and frames.abs().max() <= 1 and torch.isfinite(frames).all()
+
+
+def _check_psgan(model, root: Path) -> None:
+    from crossmedia.tasks.posevideo.data import read_pose_folder
+
+    clips, actions = read_pose_folder(root)
+    poses = model.generate_poses(torch.from_numpy(clips[0].keypoints[0]), actions[0], 20, seed=0)
+    assert poses.shape == (20, 17, 3) and torch.isfinite(poses).all()
 
 
 def _make_posevideo(folder: Path) -> Path:
@@ -277,7 +285,20 @@ data:
 """ + TRAINER,
         make_data=_make_posevideo, train_items=9, batch_size=4, loss="train/g_loss", val="val/ssim",
         media=("clips",), check=_check_posevideo, optimizers=3),
+    # a second module of a task, whose training differs from the task's entry above (DDP and bf16 only)
+    "posevideo-psgan": Tiny(
+        config="""seed_everything: 0
+model:
+  class_path: crossmedia.tasks.posevideo.module.PSGAN
+  init_args: {{base: 8, noise_dim: 4, res_blocks: 1, d_base: 8, classifier: null}}
+data:
+  class_path: crossmedia.tasks.posevideo.data.PoseVideoDataModule
+  init_args: {{dataset: puppets, root: {root}, mode: clips, batch_size: 4, eval_batch_size: 16}}
+""" + TRAINER,
+        make_data=_make_posevideo, train_items=9, batch_size=4, loss="train/g_loss", val="val/smoothness",
+        media=("clips",), check=_check_psgan, optimizers=2),
 }
+EXTRA_MODULES = ["posevideo-psgan"]
 
 
 def _registered_tasks() -> list[str]:
@@ -324,7 +345,7 @@ def _tiny_config(tmp_path: Path, task: str, root: Path) -> Path:
 # 2. DDP, 2 CPU processes (gloo), every task
 
 DDP_TASKS = [pytest.param(task, marks=pytest.mark.xfail(reason=TINY[task].ddp_xfail, strict=True))
-             if task in TINY and TINY[task].ddp_xfail else task for task in TASKS]
+             if task in TINY and TINY[task].ddp_xfail else task for task in TASKS + EXTRA_MODULES]
 
 
 @pytest.mark.parametrize("task", DDP_TASKS)
@@ -349,7 +370,7 @@ def test_ddp_two_cpu_processes_checkpoint_exports(task, tmp_path, hashing_data, 
 
 # 3. bf16-mixed on CPU, every task
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", TASKS + EXTRA_MODULES)
 def test_bf16_mixed_on_cpu_exports_a_model_that_infers(task, tmp_path, hashing_data, tiny_root, monkeypatch,
                                                        one_thread):
     spec, root = _tiny(task), tiny_root(task)
