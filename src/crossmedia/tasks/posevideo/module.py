@@ -155,6 +155,10 @@ class PSGAN(_Helpers, TaskModule):
     card_metrics = [
         {"metric": "action accuracy (action-classifier)", "key": "test/action_accuracy", "split": "test",
          "optional": True},
+        {"metric": "action accuracy of the real sequences", "key": "test/real_accuracy", "split": "test",
+         "optional": True},
+        {"metric": "action accuracy of the first pose held still", "key": "test/held_accuracy", "split": "test",
+         "optional": True},
         {"metric": "smoothness: mean joint acceleration, px/frame²", "key": "test/smoothness", "split": "test"},
         {"metric": "smoothness of the real sequences", "key": "test/smoothness_real", "split": "test"},
         {"metric": "diversity: mean distance between noises, px", "key": "test/diversity", "split": "test"},
@@ -302,7 +306,7 @@ class PSGAN(_Helpers, TaskModule):
         from crossmedia.tasks.posevideo.metrics import PCKMetric, Smoothness
 
         self._metrics = {"smoothness": Smoothness(), "smoothness_real": Smoothness(), "": PCKMetric(),
-                         **{name: MeanMetric() for name in ("diversity", "action_accuracy", "real_accuracy")}}
+                         **{name: MeanMetric() for name in ("diversity", "action_accuracy", "real_accuracy", "held_accuracy")}}
         self._metrics = {name: metric.to(self.device) for name, metric in self._metrics.items()}
         self._diversity_left = self.hparams.diversity_items
 
@@ -328,6 +332,8 @@ class PSGAN(_Helpers, TaskModule):
             with eval_mode(classifier):
                 m["action_accuracy"].update((classifier.logits(gen).argmax(-1) == action).float().mean(), n)
                 m["real_accuracy"].update((classifier.logits(keypoints).argmax(-1) == action).float().mean(), n)
+                held = keypoints[:, :1].expand_as(keypoints)  # the reference a still generator would score
+                m["held_accuracy"].update((classifier.logits(held).argmax(-1) == action).float().mean(), n)
         k = min(self._diversity_left, n)
         if k > 0:
             sel = slice(0, k)
@@ -569,8 +575,13 @@ class SCGAN(_Helpers, TaskModule):
 
     @property
     def actions(self) -> list[str]:
-        """The actions :meth:`generate` accepts (those of the ``psgan`` entry)."""
-        return list(self._zoo(self.hparams.psgan).actions)
+        """The actions :meth:`generate` accepts: those of the ``psgan`` entry (during fit, the data's, so
+        that training never needs the PSGAN entry)."""
+        dm = None if self._trainer is None else self.trainer.datamodule
+        if getattr(dm, "actions", None):
+            return list(dm.actions)
+        psgan = self._zoo(self.hparams.psgan)
+        return [] if psgan is None else list(psgan.actions)
 
     @torch.no_grad()
     def generate(self, image, action: str, frames: int = 16, *, seed: int = 0, pose=None) -> Tensor:
