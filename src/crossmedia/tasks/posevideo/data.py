@@ -43,6 +43,7 @@ __all__ = ["PoseVideoDataModule", "PoseClipDataset", "eval_pairs", "read_pose_fo
 
 SPLITS = ("train", "val", "test")
 MODES = ("clips", "frames")
+_STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
 
 def read_pose_folder(root: Path) -> tuple[list[PoseClip], list[str]]:
@@ -189,7 +190,9 @@ class PoseVideoDataModule(TaskDataModule):
         ensure(self.hparams.dataset, self.root)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
+        """Read the clips; decode and hold only the splits ``stage`` uses (``test``: the test split)."""
+        wanted = _STAGE_SPLITS.get(stage, SPLITS)
+        if all(split in self.datasets for split in wanted):
             return
         ensure(self.hparams.dataset, self.root, progress=False)
         hp = self.hparams
@@ -200,6 +203,8 @@ class PoseVideoDataModule(TaskDataModule):
                              f"(first: {short[0]!r}); lower --data.init_args.frames")
         action_id = {a: i for i, a in enumerate(self.actions)}
         for split, members in _split_of(clips, self.root).items():
+            if split not in wanted or split in self.datasets:
+                continue
             if split != "train" and hp.eval_clips is not None:
                 members = members[: hp.eval_clips]
             chosen = [clips[i] for i in members]

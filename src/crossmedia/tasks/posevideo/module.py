@@ -402,6 +402,9 @@ class SCGAN(_Helpers, TaskModule):
         {"metric": "keypoint distance, abnormal poses, px", "key": "test/distance_abnormal", "split": "test",
          "optional": True},
         {"metric": "FID (pose-estimator features)", "key": "test/fid", "split": "test", "optional": True},
+        {"metric": "SSIM of the source frame itself (copy baseline)", "key": "test/ssim_copy", "split": "test"},
+        {"metric": "PCK@0.1 of the source frame itself (copy baseline)", "key": "test/pck_copy", "split": "test",
+         "optional": True},
     ]
     inference = ("generate", "render", "save_video")
     ddp_find_unused_parameters = True
@@ -504,6 +507,8 @@ class SCGAN(_Helpers, TaskModule):
             self._metrics[f"ssim{suffix}"] = SSIM(input_range=(-1, 1)).to(self.device)
             self._metrics[f"psnr{suffix}"] = PSNR(input_range=(-1, 1)).to(self.device)
             self._metrics[suffix] = PCKMetric().to(self.device)  # logged as pck{suffix}, distance{suffix}
+        self._metrics["ssim_copy"] = SSIM(input_range=(-1, 1)).to(self.device)
+        self._metrics["_copy"] = PCKMetric().to(self.device)
         self._fid = None
         estimator = self._zoo(self.hparams.estimator)
         if estimator is not None:
@@ -538,6 +543,11 @@ class SCGAN(_Helpers, TaskModule):
                 if not suffix:
                     self._fid.update(target, real=True)
                     self._fid.update(fake, real=False)
+        # the reference any generator must beat: the source frame as the prediction of the target frame
+        self._metrics["ssim_copy"].update(source, target)
+        if estimator is not None:
+            with eval_mode(estimator):
+                self._metrics["_copy"].update(estimator.estimate(source), kp)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch)
