@@ -121,7 +121,32 @@ def _computed(metrics: dict, stage: str) -> dict[str, float]:
 
 
 class _Helpers:
-    """Zoo networks used by evaluation and the pipeline, loaded once and never saved with the module."""
+    """What PSGAN and SCGAN share: zoo networks used by evaluation and the pipeline (loaded once, never saved
+    with the module), the validation / test hooks around each class's ``_eval_start(stage)``,
+    ``_eval_step(batch)`` and ``_eval_end(stage)``, and the sample clips callback (``sample_clips``)."""
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_start("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._eval_start("test")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_end("test")
+
+    def configure_callbacks(self):
+        from crossmedia.tasks.posevideo.callbacks import GeneratedClips
+
+        return [GeneratedClips()]
 
     def _zoo(self, name: str | None):
         if not name:
@@ -310,12 +335,6 @@ class PSGAN(_Helpers, TaskModule):
         self._metrics = {name: metric.to(self.device) for name, metric in self._metrics.items()}
         self._diversity_left = self.hparams.diversity_items
 
-    def on_validation_epoch_start(self) -> None:
-        self._eval_start("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._eval_start("test")
-
     def _eval_step(self, batch: dict) -> None:
         from crossmedia.tasks.posevideo.metrics import sequence_diversity
 
@@ -343,20 +362,8 @@ class PSGAN(_Helpers, TaskModule):
             m["diversity"].update(sequence_diversity(torch.stack(samples, 1)), k)
             self._diversity_left -= k
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch)
-
     def _eval_end(self, stage: str) -> None:
         self.log_dict(_computed(self._metrics, stage), prog_bar=stage == "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
 
     def sample_clips(self, batch: dict) -> dict:
         """For the sample callback: generated pose sequences (B, T, 17, 3) of a validation batch and the real ones."""
@@ -367,10 +374,6 @@ class PSGAN(_Helpers, TaskModule):
         return {"keypoints": gen, "real_keypoints": keypoints,
                 "labels": [self.actions[int(a)] for a in batch["action"]]}
 
-    def configure_callbacks(self):
-        from crossmedia.tasks.posevideo.callbacks import GeneratedClips
-
-        return [GeneratedClips()]
 
 
 # stage 2
@@ -516,12 +519,6 @@ class SCGAN(_Helpers, TaskModule):
             self._fid = FID(feature_net=_EstimatorFeatures(estimator), image_shape=(3, size, size),
                             input_range=(-1, 1), feature_range=(-1, 1)).to(self.device)
 
-    def on_validation_epoch_start(self) -> None:
-        self._eval_start("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._eval_start("test")
-
     def abnormal_eval_pose(self, keypoints: Tensor, index: Tensor, target_frame: Tensor) -> Tensor:
         """The evaluation's abnormal pose of each item: seeded by (clip, target frame), so it repeats."""
         rows = [abnormal_pose(keypoints[i:i + 1], torch.Generator().manual_seed(int(c) * 100 + int(t)))
@@ -549,23 +546,11 @@ class SCGAN(_Helpers, TaskModule):
             with eval_mode(estimator):
                 self._metrics["_copy"].update(estimator.estimate(source), kp)
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch)
-
     def _eval_end(self, stage: str) -> None:
         values = _computed(self._metrics, stage)
         if self._fid is not None and self._fid.update_count:
             values[f"{stage}/fid"] = float(self._fid.compute())
         self.log_dict(values, prog_bar=stage == "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_end("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_end("test")
 
     def sample_clips(self, batch: dict) -> dict:
         """For the sample callback: each item's whole real pose sequence rendered from its source frame."""
@@ -576,10 +561,6 @@ class SCGAN(_Helpers, TaskModule):
             frames = self.render(source.repeat_interleave(t, 0), keypoints.reshape(b * t, 17, 3))
         return {"keypoints": keypoints, "frames": frames.reshape(b, t, *frames.shape[1:])}
 
-    def configure_callbacks(self):
-        from crossmedia.tasks.posevideo.callbacks import GeneratedClips
-
-        return [GeneratedClips()]
 
     # the pipeline
 
