@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import pytorch_lightning as pl
 
-__all__ = ["TaskModule", "TaskDataModule", "contract_errors"]
+__all__ = ["TaskModule", "TaskDataModule", "SplitLoaders", "contract_errors"]
 
 
 class TaskModule(pl.LightningModule):
@@ -56,6 +56,34 @@ class TaskDataModule(pl.LightningDataModule):
 
     * ``dataset``: the dataset name (init arg), used as the card metrics' ``dataset``.
     """
+
+
+class SplitLoaders:
+    """Train / val / test loaders of a DataModule that holds one Dataset per split in ``self.datasets``.
+
+    Mixed into a :class:`TaskDataModule` whose hparams have ``batch_size`` (training),
+    ``eval_batch_size`` (val and test) and ``num_workers``; the class sets ``collate =
+    staticmethod(its_collate_function)``. The training loader shuffles, none drops a last partial batch.
+    """
+
+    collate = None
+
+    def split_loader(self, split: str, shuffle: bool):
+        from torch.utils.data import DataLoader
+
+        hp = self.hparams
+        return DataLoader(self.datasets[split], batch_size=hp.batch_size if split == "train" else hp.eval_batch_size,
+                          shuffle=shuffle, collate_fn=self.collate, num_workers=hp.num_workers,
+                          persistent_workers=hp.num_workers > 0, drop_last=False)
+
+    def train_dataloader(self):
+        return self.split_loader("train", True)
+
+    def val_dataloader(self):
+        return self.split_loader("val", False)
+
+    def test_dataloader(self):
+        return self.split_loader("test", False)
 
 
 def contract_errors(cls: type) -> list[str]:

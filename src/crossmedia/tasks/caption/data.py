@@ -35,7 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from crossmedia.core.paths import data_root
-from crossmedia.core.task import TaskDataModule
+from crossmedia.core.task import SplitLoaders, TaskDataModule
 from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, objects_by_filename,
                                      read_caption_folder, verify_images)
 from crossmedia.data.pixels import image_pixels
@@ -123,7 +123,7 @@ class CaptionData(Protocol):
         """Ground-truth objects of each image (dicts with ``colour``, ``shape`` ...), or None."""
 
 
-class CaptionDataModule(TaskDataModule):
+class CaptionDataModule(SplitLoaders, TaskDataModule):
     """Train / val / test loaders of a caption dataset (built-in ``scenes``, or a prepared
     ``coco-captions`` / ``flickr30k`` folder, or any folder holding a Karpathy JSON + meta.json).
 
@@ -131,6 +131,8 @@ class CaptionDataModule(TaskDataModule):
     ``.npz``); images are then never opened and the model must be built with ``feature_dim``.
     Batches: see the module docstring; implements :class:`CaptionData`.
     """
+
+    collate = staticmethod(collate)
 
     def __init__(self, *, dataset: str = "scenes", root: str | None = None, features: str | None = None,
                  image_size: int = 64, batch_size: int = 50, eval_batch_size: int = 250, min_count: int = 5,
@@ -228,19 +230,7 @@ class CaptionDataModule(TaskDataModule):
 
     # loaders
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        size = self.hparams.batch_size if split == "train" else self.hparams.eval_batch_size
-        return DataLoader(self.datasets[split], batch_size=size, shuffle=shuffle, collate_fn=collate,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
-                          drop_last=False)
-
     def train_dataloader(self) -> DataLoader:
         if self.trainer is not None:
             self.datasets["train"].epoch = self.trainer.current_epoch
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return super().train_dataloader()

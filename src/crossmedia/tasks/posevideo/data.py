@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from crossmedia.core.paths import data_root
-from crossmedia.core.task import TaskDataModule
+from crossmedia.core.task import SplitLoaders, TaskDataModule
 from crossmedia.data.folder import read_meta
 from crossmedia.data.posetrack import PoseClip, read_posetrack
 from crossmedia.data.registry import ensure
@@ -160,7 +160,7 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
-class PoseVideoDataModule(TaskDataModule):
+class PoseVideoDataModule(SplitLoaders, TaskDataModule):
     """Train / val / test loaders of pose clips or frame pairs; batches: module docstring.
 
     Args:
@@ -172,6 +172,8 @@ class PoseVideoDataModule(TaskDataModule):
         eval_pairs: (source, target) pairs per clip in validation and test (``"frames"`` mode).
         eval_clips: use only the first N clips of val and test (None: all), for quick runs.
     """
+
+    collate = staticmethod(collate)
 
     def __init__(self, *, dataset: str = "puppets", root: str | None = None, mode: str = "clips", frames: int = 16,
                  image_size: int = 64, batch_size: int = 32, eval_batch_size: int = 128, eval_pairs: int = 4,
@@ -216,17 +218,3 @@ class PoseVideoDataModule(TaskDataModule):
                 pixels = load_clip_frames(chosen, hp.frames, hp.image_size, progress=split == "train")
             self.datasets[split] = PoseClipDataset(keypoints, actions, pixels, train=split == "train",
                                                    pairs=hp.eval_pairs, seed=hp.seed)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        size = self.hparams.batch_size if split == "train" else self.hparams.eval_batch_size
-        return DataLoader(self.datasets[split], batch_size=size, shuffle=shuffle, collate_fn=collate,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)

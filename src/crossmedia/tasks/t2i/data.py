@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from crossmedia.core.paths import data_root
-from crossmedia.core.task import TaskDataModule
+from crossmedia.core.task import SplitLoaders, TaskDataModule
 from crossmedia.data.karpathy import (CaptionedImage, ensure_caption_folder, objects_by_filename, read_caption_folder,
                                      verify_images)
 from crossmedia.data.pixels import image_pixels
@@ -98,7 +98,7 @@ def collate(items: list[dict]) -> dict:
     return batch
 
 
-class T2IDataModule(TaskDataModule):
+class T2IDataModule(SplitLoaders, TaskDataModule):
     """Train / val / test loaders of captioned (optionally spoken) images; batches: module docstring.
 
     Args:
@@ -109,6 +109,8 @@ class T2IDataModule(TaskDataModule):
         n_mels: mel bands of the audio front end.
         eval_images: use only the first N images of val and test (None: all), for quick runs.
     """
+
+    collate = staticmethod(collate)
 
     def __init__(self, *, dataset: str = "scenes", root: str | None = None, image_size: int = 64,
                  batch_size: int = 64, eval_batch_size: int = 250, audio: bool = False, n_mels: int = 40,
@@ -164,18 +166,3 @@ class T2IDataModule(TaskDataModule):
             self._objects_by_name = objects_by_filename(self.root)
         objects = [self._objects_by_name.get(record.path.name) for record in self.records[split]]
         return None if any(o is None for o in objects) else objects
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        size = self.hparams.batch_size if split == "train" else self.hparams.eval_batch_size
-        return DataLoader(self.datasets[split], batch_size=size, shuffle=shuffle, collate_fn=collate,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
-                          drop_last=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
