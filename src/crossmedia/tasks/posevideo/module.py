@@ -59,7 +59,7 @@ from crossmedia.nn.patchgan import PatchGAN
 from crossmedia.tasks.posevideo.models import (POSE_CHANNELS, FrameGenerator, PoseSequenceGenerator, abnormal_pose,
                                                pose_maps, rescale_keypoints)
 
-__all__ = ["PSGAN", "SCGAN", "item_noise", "image_tensor"]
+__all__ = ["PSGAN", "SCGAN", "item_noise"]
 
 
 # helpers
@@ -71,26 +71,23 @@ def item_noise(index: Tensor, sample: int, dim: int) -> Tensor:
                         for i in index.tolist()]) if dim else torch.zeros(len(index), 0)
 
 
-def image_tensor(image, size: int) -> Tensor:
-    """A PIL image, a path, or a (3, S, S) / (1, 3, S, S) tensor in [-1, 1] -> (1, 3, size, size) in [-1, 1]."""
-    if isinstance(image, Tensor):
-        image = image if image.ndim == 4 else image[None]
-        if image.shape[1:] != (3, size, size):
-            image = F.interpolate(image.float(), size=(size, size), mode="bilinear", align_corners=False)
-        return image.float()
-    from PIL import Image
-
-    from crossmedia.data.pixels import image_pixels
+def _one_image(image, size: int) -> Tensor:
+    """A PIL image, a path, or a (3, S, S) / (1, 3, S, S) tensor in [-1, 1] -> (1, 3, size, size) in [-1, 1]
+    (:func:`~crossmedia.tasks.posevideo.estimator.image_batch` after opening a path)."""
+    from crossmedia.tasks.posevideo.estimator import image_batch
 
     if isinstance(image, (str, Path)):
+        from PIL import Image
+
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"image {path} does not exist")
         with Image.open(path) as opened:
-            return image_pixels(opened, size)[None].float() / 127.5 - 1.0
-    if not isinstance(image, Image.Image):
-        raise TypeError(f"expected a PIL image, a path or a (3, S, S) tensor in [-1, 1], got {type(image).__name__}")
-    return image_pixels(image, size)[None].float() / 127.5 - 1.0
+            return image_batch(opened.convert("RGB"), size)
+    batch = image_batch(image, size)
+    if len(batch) != 1:
+        raise ValueError(f"generate() animates one image, got {len(batch)}")
+    return batch
 
 
 def _visible_keypoint_l1(pred: Tensor, real: Tensor, size: int) -> Tensor:
@@ -228,9 +225,6 @@ class PSGAN(_Helpers, TaskModule):
     @property
     def frames(self) -> int:
         return PoseSequenceGenerator.frames
-
-    def _first_maps(self, first: Tensor) -> Tensor:
-        return pose_maps(first, self.hparams.image_size, self.hparams.map_size)  # (B, 36, P, P)
 
     def generated(self, first: Tensor, action: Tensor, noise: Tensor | None) -> tuple[Tensor, Tensor]:
         """G's heatmaps (B, 17, T, P, P) and keypoints (B, T, 17, 3) (x, y in image pixels, v the
@@ -584,7 +578,7 @@ class SCGAN(_Helpers, TaskModule):
         psgan = self._zoo(self.hparams.psgan)
         if psgan is None:
             raise ValueError("this SCGAN has no psgan entry (psgan=None): pass poses to render() instead")
-        picture = image_tensor(image, self.hparams.image_size).to(self.device)
+        picture = _one_image(image, self.hparams.image_size).to(self.device)
         if pose is None:
             estimator = self._zoo(self.hparams.estimator)
             if estimator is None:
