@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from crossmedia.core.backbones import create_backbone
 from crossmedia.nn.masking import full_mask, masked_mean
 from crossmedia.nn.xlinear import CELU_ALPHA, XLinearAttention, XLinearRefiner
 
@@ -32,9 +33,7 @@ class GridEncoder(nn.Module):
 
     def __init__(self, backbone: str = "resnet18", *, pretrained: bool = False, stage: int = 2):
         super().__init__()
-        import timm
-
-        self.net = timm.create_model(backbone, pretrained=pretrained, features_only=True, out_indices=(stage,))
+        self.net = create_backbone(backbone, pretrained=pretrained, features_only=True, out_indices=(stage,))
         self.dim = int(self.net.feature_info.channels()[-1])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -10,16 +10,20 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from crossmedia.core.backbones import create_backbone
+
 __all__ = ["HashHead", "ImageHashNet", "VideoHashNet", "Conv3dEncoder", "timm_backbone"]
 
 
 # helpers
 
 def timm_backbone(name: str, *, pretrained: bool = False) -> tuple[nn.Module, int]:
-    """A timm model by name with its classifier removed; returns (module, feature width)."""
-    import timm
+    """A timm model by name with its classifier removed; returns (module, feature width).
 
-    backbone = timm.create_model(name, pretrained=pretrained, num_classes=0)
+    Built through :func:`crossmedia.core.backbones.create_backbone`: ``pretrained=True`` on
+    ``tf_efficientnet_lite0`` reads ImageNet weights offline from a pip package.
+    """
+    backbone = create_backbone(name, pretrained=pretrained, num_classes=0)
     return backbone, backbone.num_features
 
 

