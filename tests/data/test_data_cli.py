@@ -33,7 +33,7 @@ def test_list_names_every_dataset(capsys):
 def test_unknown_dataset_is_one_line_suggesting_the_closest_name(capsys, tmp_path):
     code, _, err = _run(capsys, "prepare", "cifar-10", "--source", str(tmp_path))
     assert code == 2
-    assert _one_line(err).startswith("crossmedia data prepare: unknown dataset 'cifar-10'. Did you mean 'cifar10'?")
+    assert _one_line(err).startswith("crossmedia data prepare: unknown dataset 'cifar-10'. Did you mean 'cifar10' or 'cifar100'?")
     assert "crossmedia data list" in err
 
 

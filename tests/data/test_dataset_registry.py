@@ -40,7 +40,7 @@ def test_every_registered_dataset_is_described(name):
 def test_unknown_name_suggests_the_closest(typo, suggestion):
     with pytest.raises(UnknownDatasetError) as caught:
         prepare(typo)
-    assert f"Did you mean {suggestion!r}?" in str(caught.value)
+    assert f"Did you mean {suggestion!r}" in str(caught.value)  # 'cifar' also suggests 'cifar100'
     assert "Known datasets: " in str(caught.value) and "shapes" in str(caught.value)
 
 
