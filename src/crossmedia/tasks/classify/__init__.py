@@ -1,0 +1,1 @@
+"""Image classification with CE, label smoothing, KD and Teacher-free KD (Yuan et al. 2020)."""

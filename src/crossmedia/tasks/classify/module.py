@@ -1,0 +1,159 @@
+"""Image classification LightningModule: one network, the loss chosen by ``distillation``.
+
+Yuan et al., "Revisiting Knowledge Distillation via Label Smoothing Regularization", CVPR 2020
+(arXiv 1909.11723). The student is any timm backbone with a linear head; its loss is one of
+:data:`crossmedia.nn.distill.METHODS` (equations in :mod:`crossmedia.nn.distill`):
+
+* ``ce``: cross-entropy (the baseline);
+* ``ls``: label smoothing, ε = 0.1;
+* ``kd``: Hinton's KD from ``teacher``, any zoo classifier of the same classes, by name;
+* ``tfkd-self``: Tf-KD self, the teacher a pre-trained copy of the student (e.g. the
+  ``classify-baseline`` entry: L = (1 − α) CE + α τ² KL(p^τ_t ‖ q^τ));
+* ``tfkd-reg``: Tf-KD reg, the hand-designed virtual teacher (a = 0.99 on the label, softened
+  at τ = 20; L = (1 − α) CE + α KL(p^τ_d ‖ q)).
+
+The teacher is loaded through the zoo when fitting starts, frozen (eval mode, no gradients) and kept
+outside the module's parameters and weights, so a Tf-KD self model exports and loads exactly like
+the baseline. Evaluation: top-1 accuracy on the test split.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from crossmedia.core.modes import eval_mode
+from crossmedia.core.task import TaskModule
+from crossmedia.nn.distill import Distillation
+from crossmedia.tasks.classify.models import ImageClassifierNet
+
+__all__ = ["ClassifyModule"]
+
+_MEAN, _STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+def _registry_load(name: str) -> nn.Module:
+    from crossmedia.core.registry import load
+
+    return load(name)
+
+
+class ClassifyModule(TaskModule):
+    """A single-label image classifier trained with CE, LS, KD or Tf-KD (module docstring).
+
+    Args:
+        num_classes: K.
+        class_names: the names of the K classes; filled in at fit from the DataModule (saved in the card).
+        backbone, pretrained, dropout: of :class:`ImageClassifierNet` (a timm model name).
+        image_size: S, the side images are resized to by :meth:`classify`.
+        distillation: the loss, one of ``ce``, ``ls``, ``kd``, ``tfkd-self``, ``tfkd-reg``.
+        distillation_args: overrides of the method's reference defaults (``alpha``, ``temperature``,
+            ``epsilon``, ``a``, ``multiplier``: :data:`crossmedia.nn.distill.DEFAULTS`).
+        teacher: zoo name of the teacher (``kd`` and ``tfkd-self`` only).
+        lr, weight_decay: AdamW's; the learning rate follows a cosine schedule to 0 over training.
+    """
+
+    task = "classify"
+    summary = "image classifier (timm backbone) trained with CE, label smoothing, KD or Tf-KD"
+    paper = {"title": "Revisiting Knowledge Distillation via Label Smoothing Regularization", "arxiv": "1909.11723"}
+    card_metrics = [{"metric": "top-1 accuracy", "key": "test/top1", "split": "test"}]
+    fit_hparams = ("class_names",)
+    inference = ("classify", "probabilities")
+
+    def __init__(self, *, num_classes: int, class_names: list[str] | None = None, backbone: str = "test_resnet",
+                 pretrained: bool = False, dropout: float = 0.0, image_size: int = 32, distillation: str = "ce",
+                 distillation_args: dict | None = None, teacher: str | None = None, lr: float = 2e-3,
+                 weight_decay: float = 5e-4):
+        super().__init__()
+        self.save_hyperparameters()
+        self.loss_fn = Distillation(distillation, distillation_args)
+        if self.loss_fn.needs_teacher and not teacher:
+            raise ValueError(f"distillation {distillation!r} needs a teacher: set model.init_args.teacher to a zoo "
+                             f"classifier of the same {num_classes} classes (e.g. classify-baseline)")
+        if teacher and not self.loss_fn.needs_teacher:
+            raise ValueError(f"distillation {distillation!r} uses no teacher, but teacher={teacher!r} was given")
+        self.net = ImageClassifierNet(backbone=backbone, num_classes=num_classes, pretrained=pretrained,
+                                      dropout=dropout)
+        self.val_top1 = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.test_top1 = MulticlassAccuracy(num_classes=num_classes, average="micro")
+
+    # inference API
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits (B, K) of normalised images (B, 3, S, S)."""
+        return self.net(images)
+
+    def preprocess(self, images) -> Tensor:
+        """PIL images (one or a list) -> a normalised (N, 3, S, S) batch; tensors pass as they are."""
+        if isinstance(images, Tensor):
+            if images.ndim != 4 or images.shape[1] != 3:
+                raise TypeError(f"classify takes PIL images or a normalised (N, 3, H, W) tensor; "
+                                f"got a tensor of shape {tuple(images.shape)}")
+            return images.to(self.device)
+        from PIL import Image
+        from torchvision.transforms import functional as F
+
+        items = [images] if not isinstance(images, (list, tuple)) else list(images)
+        bad = next((item for item in items if not isinstance(item, Image.Image)), None)
+        if bad is not None:
+            raise TypeError(f"classify takes PIL images (one or a list) or a tensor; got a {type(bad).__name__}")
+        size = [self.hparams.image_size] * 2
+        batch = torch.stack([F.normalize(F.to_tensor(F.resize(im.convert("RGB"), size)), _MEAN, _STD)
+                             for im in items])  # (N, 3, S, S)
+        return batch.to(self.device)
+
+    @torch.no_grad()
+    def probabilities(self, images) -> Tensor:
+        """Class probabilities (N, K) of PIL images or a normalised tensor batch."""
+        with eval_mode(self):
+            return self(self.preprocess(images)).softmax(dim=1)
+
+    def classify(self, images) -> list[str]:
+        """The class name of each image (PIL images or a normalised tensor batch)."""
+        names = self.hparams.class_names or [str(i) for i in range(self.hparams.num_classes)]
+        return [names[i] for i in self.probabilities(images).argmax(dim=1).tolist()]
+
+    # teacher
+
+    def attach_teacher(self, teacher: nn.Module) -> nn.Module:
+        """Use ``teacher`` (frozen, kept out of this module's weights) instead of loading the zoo entry."""
+        return self.loss_fn.attach_teacher(teacher)
+
+    def on_fit_start(self) -> None:
+        """Load the teacher through the zoo (once) and check the data's classes against the model's."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        found = getattr(datamodule, "num_classes", None)
+        if found is not None and found != self.hparams.num_classes:
+            raise ValueError(f"the data in {getattr(datamodule, 'root', 'the datamodule')} has {found} classes but "
+                             f"the model was built for {self.hparams.num_classes}: set "
+                             f"--model.init_args.num_classes={found}")
+        if datamodule is not None and getattr(datamodule, "class_names", None):
+            self.hparams.class_names = list(datamodule.class_names)
+        if self.loss_fn.needs_teacher and self.loss_fn.teacher is None:
+            self.attach_teacher(_registry_load(self.hparams.teacher))
+
+    # training
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = self.loss_fn(self(x), y, x)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def _eval_step(self, batch, metric: MulticlassAccuracy, stage: str) -> None:
+        x, y = batch
+        logits = self(x)
+        metric.update(logits, y)
+        self.log(f"{stage}/top1", metric, on_epoch=True, prog_bar=stage == "val", batch_size=len(y))
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_top1, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_top1, "test")
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
