@@ -37,6 +37,7 @@ Shapes: logits and teacher logits (B, K) float, labels (B,) long; every loss ret
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -127,6 +128,15 @@ class Distillation(nn.Module):
         self.args = {**DEFAULTS[method], **(args or {})}
         self.__dict__["_teacher"] = None  # not a submodule: never trained, saved or moved by the parent
 
+    def check_teacher_name(self, teacher: str | None, *, example: str) -> None:
+        """Refuse a missing teacher for ``kd`` / ``tfkd-self`` and a teacher for the other methods
+        (``teacher`` is an owner's init argument, a zoo name such as ``example``)."""
+        if self.needs_teacher and not teacher:
+            raise ValueError(f"distillation {self.method!r} needs a teacher: set model.init_args.teacher to a zoo "
+                             f"classifier of the same classes (e.g. {example})")
+        if teacher and not self.needs_teacher:
+            raise ValueError(f"distillation {self.method!r} uses no teacher, but teacher={teacher!r} was given")
+
     @property
     def needs_teacher(self) -> bool:
         return self.method in _TEACHER_METHODS
@@ -135,10 +145,15 @@ class Distillation(nn.Module):
     def teacher(self) -> nn.Module | None:
         return self.__dict__["_teacher"]
 
-    def attach_teacher(self, teacher: nn.Module) -> nn.Module:
-        """Freeze ``teacher`` (eval mode, ``requires_grad=False``) and use it; returns it."""
+    def attach_teacher(self, teacher: nn.Module, logits: Callable[[Tensor], Tensor] | None = None) -> nn.Module:
+        """Freeze ``teacher`` (eval mode, ``requires_grad=False``) and use it; returns it.
+
+        ``logits(inputs)`` gives the teacher's logits (default: calling ``teacher``), e.g. a bound
+        method of a teacher whose ``forward`` is not its logits.
+        """
         teacher.eval().requires_grad_(False)
         self.__dict__["_teacher"] = teacher
+        self.__dict__["_teacher_logits"] = logits or teacher
         return teacher
 
     def forward(self, logits: Tensor, labels: Tensor, inputs: Tensor | None = None) -> Tensor:
@@ -153,9 +168,9 @@ class Distillation(nn.Module):
             raise RuntimeError(f"distillation {self.method!r} needs a teacher and the inputs it reads: "
                                f"attach_teacher(model) first (a zoo classifier named by the module's "
                                f"'teacher' init argument)")
-        teacher = self.teacher.to(logits.device)
+        self.teacher.to(logits.device)
         with torch.no_grad():
-            teacher_logits = teacher(inputs).float()  # (B, K)
+            teacher_logits = self.__dict__["_teacher_logits"](inputs).float()  # (B, K)
         if teacher_logits.shape != logits.shape:
             raise ValueError(f"the teacher gives logits of shape {tuple(teacher_logits.shape)} but the student "
                              f"{tuple(logits.shape)}: the teacher must classify the same K classes")

@@ -67,11 +67,7 @@ class ClassifyModule(TaskModule):
         super().__init__()
         self.save_hyperparameters()
         self.loss_fn = Distillation(distillation, distillation_args)
-        if self.loss_fn.needs_teacher and not teacher:
-            raise ValueError(f"distillation {distillation!r} needs a teacher: set model.init_args.teacher to a zoo "
-                             f"classifier of the same {num_classes} classes (e.g. classify-baseline)")
-        if teacher and not self.loss_fn.needs_teacher:
-            raise ValueError(f"distillation {distillation!r} uses no teacher, but teacher={teacher!r} was given")
+        self.loss_fn.check_teacher_name(teacher, example="classify-baseline")
         self.net = ImageClassifierNet(backbone=backbone, num_classes=num_classes, pretrained=pretrained,
                                       dropout=dropout)
         self.val_top1 = MulticlassAccuracy(num_classes=num_classes, average="micro")
@@ -140,17 +136,23 @@ class ClassifyModule(TaskModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         return loss
 
-    def _eval_step(self, batch, metric: MulticlassAccuracy, stage: str) -> None:
+    def _eval_step(self, batch, metric: MulticlassAccuracy, stage: str) -> Tensor:
         x, y = batch
         logits = self(x)
         metric.update(logits, y)
         self.log(f"{stage}/top1", metric, on_epoch=True, prog_bar=stage == "val", batch_size=len(y))
+        return logits
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, self.val_top1, "val")
+    def validation_step(self, batch, batch_idx: int) -> Tensor:
+        return self._eval_step(batch, self.val_top1, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, self.test_top1, "test")
+
+    def configure_callbacks(self):
+        from crossmedia.tasks.classify.callbacks import ClassifySamples
+
+        return [ClassifySamples()]
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -33,6 +33,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
 from crossmedia.data.keypoints import NUM_JOINTS, render_pose
+from crossmedia.nn.distill import Distillation
 from crossmedia.tasks.posevideo.metrics import PCKMetric, normalise_pose_sequence
 from crossmedia.tasks.posevideo.models import rescale_keypoints
 
@@ -279,6 +280,12 @@ class ActionClassifier(TaskModule):
         width, dropout: of :class:`TemporalConvNet`.
         jitter, scale, shift: the augmentation's σ (px), a and τ (px); 0 turns each off.
         lr, weight_decay: AdamW's.
+        distillation: the training loss of this single-label head, one of ``ce`` (the default, and
+            what the zoo entry was trained with), ``ls``, ``kd``, ``tfkd-self``, ``tfkd-reg``
+            (Yuan et al. 2020, :mod:`crossmedia.nn.distill`); ``distillation_args`` overrides its
+            reference defaults.
+        teacher: zoo name of the action classifier that teaches (``kd``, ``tfkd-self``), loaded at
+            fit start, frozen and kept out of this module's weights.
     """
 
     task = "posevideo"
@@ -291,9 +298,12 @@ class ActionClassifier(TaskModule):
 
     def __init__(self, *, actions: list[str] | None = None, image_size: int = 64, width: int = 64,
                  dropout: float = 0.2, jitter: float = 1.0, scale: float = 0.1, shift: float = 3.0,
-                 lr: float = 3e-3, weight_decay: float = 1e-4):
+                 lr: float = 3e-3, weight_decay: float = 1e-4, distillation: str = "ce",
+                 distillation_args: dict | None = None, teacher: str | None = None):
         super().__init__()
         self.save_hyperparameters()
+        self.loss_fn = Distillation(distillation, distillation_args)  # no parameters: the weights are unchanged
+        self.loss_fn.check_teacher_name(teacher, example="action-classifier")
         self.actions: list[str] | None = None
         self.net = None
         if actions is not None:
@@ -348,8 +358,16 @@ class ActionClassifier(TaskModule):
         xy = (xy - centre) * s + centre + t + hp.jitter * torch.randn_like(xy)
         return torch.cat([xy * (v > 0), v], dim=-1)
 
+    def on_fit_start(self) -> None:
+        if self.loss_fn.needs_teacher and self.loss_fn.teacher is None:
+            from crossmedia.core.registry import load
+
+            teacher = load(self.hparams.teacher)
+            self.loss_fn.attach_teacher(teacher, teacher.logits)
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        loss = F.cross_entropy(self.logits(self.augment(batch["keypoints"].float())), batch["action"])
+        keypoints = self.augment(batch["keypoints"].float())
+        loss = self.loss_fn(self.logits(keypoints), batch["action"], keypoints)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["action"]))
         return loss
 
