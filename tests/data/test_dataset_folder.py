@@ -50,3 +50,41 @@ def test_a_broken_meta_names_the_file(tmp_path, text):
     (tmp_path / "meta.json").write_text(text)
     with pytest.raises(DatasetFolderError, match=rf"{tmp_path / 'meta.json'}: .*delete it to re-prepare"):
         read_meta(tmp_path)
+
+
+def test_concurrent_prepares_of_one_folder_write_it_once(tmp_path, monkeypatch):
+    """Two callers preparing the same folder at once (two runs, two test workers): the second waits
+    for the first's lock, then finds the folder ready and keeps it; without the lock both write."""
+    import threading
+    import time
+
+    from crossmedia.data import registry
+
+    monkeypatch.setenv("CROSSMEDIA_HOME", str(tmp_path / "home"))
+    writes, inside, most_inside = [], [0], [0]
+
+    def preparer(root, *, source, seed, progress):
+        folder = DatasetFolder(root, {"name": "slow", "seed": seed})
+        if folder.ready():
+            return root
+        with folder.rewriting() as meta:
+            inside[0] += 1
+            most_inside[0] = max(most_inside[0], inside[0])
+            time.sleep(0.3)  # a long generation: the other caller arrives meanwhile
+            writes.append(threading.get_ident())
+            inside[0] -= 1
+            meta.update(name="slow", seed=seed)
+        return root
+
+    monkeypatch.setitem(registry._REGISTRY, "slow", registry._Entry(
+        registry.DatasetInfo("slow", "image", True, "a slow built-in"), preparer,
+        lambda root: DatasetFolder(root, {"name": "slow"}).ready()))
+    root = tmp_path / "data" / "slow"
+    threads = [threading.Thread(target=registry.prepare, args=("slow",), kwargs={"root": root}) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(writes) == 1 and most_inside[0] == 1
+    assert read_meta(root) == {"name": "slow", "seed": 0}
+    assert not any(path.name.endswith(".lock") for path in root.parent.iterdir())  # nothing beside the user's folder

@@ -8,9 +8,16 @@ Every generator and preparer follows one protocol, :class:`DatasetFolder`:
    the files are written, and ``meta.json`` is written *last*, atomically.
 
 Nothing here knows a format; the formats pass their check of the files (``complete``).
+
+Two processes that need the same folder at once (two runs started together, test workers)
+must not both write it: :func:`folder_lock` serialises them, and the one that waited then finds
+the folder ready. The lock is a ``fcntl.flock`` on a file under ``<home>/locks`` named after the
+folder's resolved path (nothing is written next to the folder, which may be a user's); the
+kernel drops it when its holder dies, so a killed run never leaves a stale lock.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -19,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DatasetFolderError", "DatasetFolder", "read_meta", "write_meta", "recorded_seed", "link_source"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock
+    fcntl = None
+
+__all__ = ["DatasetFolderError", "DatasetFolder", "read_meta", "write_meta", "recorded_seed", "link_source",
+           "folder_lock"]
 
 META = "meta.json"
 
@@ -63,6 +76,28 @@ def recorded_seed(root: str | Path, name: str) -> int:
     """The seed ``root``'s ``meta.json`` records for dataset ``name`` (0 when it records none or another dataset)."""
     meta = read_meta(root)
     return int(meta["seed"]) if meta and meta.get("name") == name and "seed" in meta else 0
+
+
+@contextmanager
+def folder_lock(root: str | Path) -> Iterator[Path]:
+    """Hold the process-wide lock of dataset folder ``root`` (blocking) while the body runs; yields the lock file.
+
+    Separate ``open`` calls take separate ``flock`` locks, so two threads of one process
+    exclude each other too; a body must not take the lock of the same folder again.
+    """
+    from crossmedia.core.paths import home
+
+    key = hashlib.sha256(str(Path(root).expanduser().resolve()).encode()).hexdigest()[:24]
+    lock_file = home() / "locks" / f"{Path(root).name or 'root'}-{key}.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield lock_file
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def link_source(link: Path, source: Path) -> str:

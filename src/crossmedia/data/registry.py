@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossmedia.core.paths import data_root
-from crossmedia.data.folder import read_meta, recorded_seed
+from crossmedia.data.folder import folder_lock, read_meta, recorded_seed
 
 __all__ = [
     "DatasetInfo",
@@ -152,7 +152,8 @@ def prepare(name: str, *, source: Path | None = None, root: Path | None = None, 
     """Prepare dataset ``name`` into ``root`` (default ``data_root()/name``) and return that folder.
 
     Built-in datasets are generated from ``seed`` and take no ``source``; real ones are read from
-    the local download ``source``. A complete copy already in ``root`` is kept as it is.
+    the local download ``source``. A complete copy already in ``root`` is kept as it is. Preparing
+    holds the folder's :func:`~crossmedia.data.folder.folder_lock`, so concurrent callers write it once.
     """
     entry = _lookup(name)
     root = Path(root) if root is not None else data_root() / name
@@ -161,7 +162,8 @@ def prepare(name: str, *, source: Path | None = None, root: Path | None = None, 
     if not entry.info.builtin and source is None:
         raise ValueError(f"{name!r} is read from a local download: pass source=DIR "
                          f"(crossmedia data prepare {name} --source DIR), DIR being {entry.info.source_layout}")
-    return entry.prepare(root, source=None if source is None else Path(source), seed=seed, progress=progress)
+    with folder_lock(root):  # a second process preparing the same folder waits, then finds it ready
+        return entry.prepare(root, source=None if source is None else Path(source), seed=seed, progress=progress)
 
 
 def ensure(name: str, root: Path | None = None, *, progress: bool = True) -> Path:
