@@ -180,6 +180,14 @@ def _check_psgan(model, root: Path) -> None:
     assert poses.shape == (20, 17, 3) and torch.isfinite(poses).all()
 
 
+def _check_classify(model, root: Path) -> None:
+    images = _hash_inputs(root)
+    names = model.classify(images)
+    assert len(names) == 8 and set(names) <= set(model.hparams.class_names)
+    probabilities = model.probabilities(images)
+    assert probabilities.shape == (8, 10) and torch.allclose(probabilities.sum(dim=1), torch.ones(8))
+
+
 def _make_posevideo(folder: Path) -> Path:
     from crossmedia.data.builtin.puppets import make_puppets
 
@@ -297,6 +305,17 @@ data:
 """ + TRAINER,
         make_data=_make_posevideo, train_items=9, batch_size=4, loss="train/g_loss", val="val/smoothness",
         media=("clips",), check=_check_psgan, optimizers=2),
+    "classify": Tiny(
+        config="""seed_everything: 0
+model:
+  class_path: crossmedia.tasks.classify.module.ClassifyModule
+  init_args: {{num_classes: 10, backbone: test_resnet, image_size: 16, distillation: tfkd-reg}}
+data:
+  class_path: crossmedia.tasks.classify.data.ClassifyDataModule
+  init_args: {{dataset: digits, root: {root}, image_size: 16, batch_size: 16}}
+""" + TRAINER,
+        make_data=None, train_items=96,  # mini, as hashing
+        batch_size=16, loss="train/loss", val="val/top1", media=("predictions",), check=_check_classify),
 }
 EXTRA_MODULES = ["posevideo-psgan"]
 
