@@ -1,6 +1,6 @@
 # crossmedia — every target creates .venv and installs the package the first time it is needed.
 #   make train TASK=hashing [MODEL=csq] [DEVICES=2] [NODES=1] [PRECISION=bf16-mixed] [MAX_EPOCHS=3] [ARGS="--trainer.x y"]
-#   make eval MODEL=csq       make test       make zoo       make data DATASET=digits       make bench
+#   make eval MODEL=csq       make test [TEST_WORKERS=2]       make zoo       make data DATASET=digits       make bench
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,6 +17,8 @@ PRECISION ?=
 MAX_EPOCHS ?=
 ARGS ?=
 DATASET ?= digits
+# pytest-xdist workers of make test (each on one torch thread); 0 runs the suite in this process
+TEST_WORKERS ?= 2
 
 .PHONY: install train eval test data zoo bench clean distclean
 
@@ -43,7 +45,7 @@ eval: $(STAMP)
 	$(CM) zoo eval $(MODEL)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS)) $(ARGS)
 
 data: $(STAMP)
 	$(CM) data prepare $(DATASET) $(ARGS)

@@ -10,6 +10,10 @@ from torch import nn
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make test runs pytest-xdist workers side by side: one thread
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # each, in them and in the processes they start, as
+    torch.set_num_threads(1)  # two workers each spinning two OpenMP threads on two cores crawl
+
 
 @pytest.fixture(autouse=True)
 def _no_wandb(monkeypatch):
