@@ -130,6 +130,8 @@ class ImageTensorDataset(Dataset):
 class ClassifyDataModule(SplitLoaders, TaskDataModule):
     """Train / val / test loaders of a single-label image dataset (layouts: module docstring).
 
+    Each batch is ``(x, y)``: float images (B, 3, S, S) normalised to [-1, 1] and long class ids (B,).
+
     Args:
         dataset: registry name (built-in ``digits``; prepared ``cifar10``, ``cifar100``) or any
             name when ``root`` points at a folder of either layout.
