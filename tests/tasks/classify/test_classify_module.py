@@ -85,20 +85,21 @@ def test_tfkd_reg_loss_falls_and_classify_names_classes(mini):
 
 def test_zoo_teacher_is_loaded_frozen_and_never_trained(mini, monkeypatch):
     pl.seed_everything(0)
-    teacher = ClassifyModule(**SMALL)
-    loaded = []
+    loaded, real_load = [], classify_module._registry_load
 
-    def fake_load(name):
-        loaded.append(name)
-        return teacher
+    def spy(name):
+        loaded.append(real_load(name))  # the zoo entry itself, sha256-verified
+        loaded[-1].train()  # even a teacher handed over in train mode ends up frozen
+        return loaded[-1]
 
-    monkeypatch.setattr(classify_module, "_registry_load", fake_load)
-    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    monkeypatch.setattr(classify_module, "_registry_load", spy)
     student = ClassifyModule(**SMALL, distillation="tfkd-self", teacher="classify-baseline",
                              distillation_args={"temperature": 4.0})
     data = ClassifyDataModule(dataset="mini", root=str(mini), image_size=16, batch_size=32)
     _trainer(max_epochs=1, limit_val_batches=0).fit(student, datamodule=data)
-    assert loaded == ["classify-baseline"]
+    [teacher] = loaded
+    before = real_load("classify-baseline").state_dict()  # a fresh copy of the zoo's weights
+    assert teacher.zoo_card.name == "classify-baseline" and student.loss_fn.teacher is teacher
     assert not teacher.training and all(p.grad is None and not p.requires_grad for p in teacher.parameters())
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
     assert not any(k.startswith("loss_fn") for k in student.state_dict())  # exported weights hold no teacher
