@@ -50,7 +50,8 @@ def test_image_folder_splits(tmp_path):
         for name in ("a", "b"):
             (tmp_path / split / name).mkdir(parents=True)
             for i in range(count):
-                Image.fromarray(rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)).save(tmp_path / split / name / f"{i}.png")
+                pixels = rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / name / f"{i}.png")
     data = ClassifyDataModule(dataset="mine", root=str(tmp_path), image_size=8)
     data.setup("fit")
     assert data.class_names == ("a", "b") and len(data.datasets["train"]) == 6
