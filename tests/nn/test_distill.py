@@ -111,3 +111,14 @@ def test_teacher_methods_without_teacher_and_bad_arguments_are_refused():
         Distillation("focal")
     with pytest.raises(ValueError, match="takes no argument temperature"):
         Distillation("ls", {"temperature": 2.0})
+
+
+def test_tfkd_reg_is_label_smoothing_against_its_virtual_teacher():
+    z = torch.randn(5, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 3, 9, 3, 1])
+    p = virtual_teacher(y, 10, dtype=torch.float64)
+    assert p[0, 0].item() == pytest.approx(0.1045388, abs=1e-6) and p[0, 1].item() == pytest.approx(0.0994957, abs=1e-6)
+    target = 0.9 * torch.nn.functional.one_hot(y, 10).double() + 0.1 * p  # (1 − α) 1_y + α p^τ_d
+    entropy = -(p * p.log()).sum(dim=1).mean()
+    cross = -(target * z.log_softmax(dim=1)).sum(dim=1).mean()
+    assert tfkd_reg_loss(z, y).item() == pytest.approx((cross - 0.1 * entropy).item(), abs=1e-12)
