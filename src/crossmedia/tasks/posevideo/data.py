@@ -18,7 +18,9 @@ S x S frame, v = 0 absent; frames float in [-1, 1]):
 
 * ``keypoints`` (B, T, 17, 3), ``action`` (B,) long, ``index`` (B,) long (the clip's position in its split);
 * ``"frames"`` mode adds ``source`` / ``target`` (B, 3, S, S), ``source_keypoints`` /
-  ``target_keypoints`` (B, 17, 3) and ``source_frame`` / ``target_frame`` (B,) long. In training both
+  ``target_keypoints`` (B, 17, 3) and ``source_frame`` / ``target_frame`` (B,) long; with ``masks=True`` also
+  ``source_mask`` / ``target_mask`` (B, S, S) uint8 clothes labels (0 background, 1 top, 2 bottom, 3 rest of
+  the body: the built-in puppets' ``mask_file`` PNGs). In training both
   frames are drawn at random per item and epoch; in validation and test each clip gives
   ``eval_pairs`` fixed pairs (source frame 0, targets spread over the clip), so evaluation is
   deterministic.
@@ -39,7 +41,8 @@ from crossmedia.data.folder import read_meta
 from crossmedia.data.posetrack import PoseClip, read_posetrack
 from crossmedia.data.registry import ensure
 
-__all__ = ["PoseVideoDataModule", "PoseClipDataset", "eval_pairs", "read_pose_folder", "load_clip_frames"]
+__all__ = ["PoseVideoDataModule", "PoseClipDataset", "eval_pairs", "read_pose_folder", "load_clip_frames",
+           "load_clip_masks"]
 
 SPLITS = ("train", "val", "test")
 MODES = ("clips", "frames")
@@ -98,6 +101,30 @@ def load_clip_frames(clips: list[PoseClip], frames: int, size: int, *, progress:
     return out
 
 
+def load_clip_masks(clips: list[PoseClip], frames: int, size: int, root: Path) -> torch.Tensor:
+    """The per-frame label masks (``images[].mask_file`` of the folder's keypoint JSON, e.g. the puppets'
+    clothes masks) of the first ``frames`` frames of each clip: (N, frames, size, size) uint8, resized
+    with nearest neighbours. A frame without a ``mask_file`` is an error naming the JSON and the frame."""
+    import json
+
+    meta = read_meta(root) or {}
+    json_path = root / str(meta.get("file", "annotations.json"))
+    images = json.loads(json_path.read_text(encoding="utf-8")).get("images", [])
+    mask_of = {(root / str(im["file_name"])).resolve(): im.get("mask_file") for im in images if "file_name" in im}
+    out = torch.empty(len(clips), frames, size, size, dtype=torch.uint8)
+    for i, clip in enumerate(clips):
+        for t, path in enumerate(clip.frames[:frames]):
+            name = mask_of.get(Path(path).resolve())
+            if not name:
+                raise ValueError(f"{json_path}: the image {path} has no 'mask_file'; masks=True needs per-frame "
+                                 "label masks (the built-in puppets have them) -- set --data.init_args.masks false")
+            with Image.open(root / name) as mask:
+                if mask.size != (size, size):
+                    mask = mask.resize((size, size), Image.NEAREST)
+                out[i, t] = torch.from_numpy(np.asarray(mask, dtype=np.uint8).copy())
+    return out
+
+
 def _scaled_keypoints(clip: PoseClip, frames: int, size: int) -> torch.Tensor:
     """(frames, 17, 3) keypoints of the clip in the pixels of a size x size frame (pixel centres map
     to pixel centres: x' = (x + 0.5) · size / W − 0.5)."""
@@ -129,8 +156,9 @@ class PoseClipDataset(Dataset):
     """One split: pose clips (``pixels`` None) or (source, target) frame pairs of them."""
 
     def __init__(self, keypoints: torch.Tensor, actions: torch.Tensor, pixels: torch.Tensor | None, *,
-                 train: bool, pairs: int = 4, seed: int = 0) -> None:
+                 train: bool, pairs: int = 4, seed: int = 0, masks: torch.Tensor | None = None) -> None:
         self.keypoints, self.actions, self.pixels, self.train = keypoints, actions, pixels, train
+        self.masks = masks
         self.pairs = 1 if pixels is None or train else pairs
         self.rng = np.random.default_rng(seed)
 
@@ -151,6 +179,8 @@ class PoseClipDataset(Dataset):
         out.update({"source": pixels[s].float().div_(127.5).sub_(1.0), "target": pixels[t].float().div_(127.5).sub_(1.0),
                     "source_keypoints": self.keypoints[clip, s], "target_keypoints": self.keypoints[clip, t],
                     "source_frame": s, "target_frame": t})
+        if self.masks is not None:
+            out.update({"source_mask": self.masks[clip, s], "target_mask": self.masks[clip, t]})
         return out
 
 
@@ -171,16 +201,19 @@ class PoseVideoDataModule(SplitLoaders, TaskDataModule):
         image_size: S; frames are resized to S x S and keypoints scaled with them.
         eval_pairs: (source, target) pairs per clip in validation and test (``"frames"`` mode).
         eval_clips: use only the first N clips of val and test (None: all), for quick runs.
+        masks: also deliver each frame's label mask (``"frames"`` mode; the puppets' clothes masks).
     """
 
     collate = staticmethod(collate)
 
     def __init__(self, *, dataset: str = "puppets", root: str | None = None, mode: str = "clips", frames: int = 16,
                  image_size: int = 64, batch_size: int = 32, eval_batch_size: int = 128, eval_pairs: int = 4,
-                 eval_clips: int | None = None, num_workers: int = 0, seed: int = 0):
+                 eval_clips: int | None = None, num_workers: int = 0, seed: int = 0, masks: bool = False):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if masks and mode != "frames":
+            raise ValueError("masks=True needs mode='frames' (masks come with frame pairs)")
         self.save_hyperparameters()
         self.root = Path(root) if root is not None else data_root() / dataset
         self.image_size = image_size
@@ -213,8 +246,10 @@ class PoseVideoDataModule(SplitLoaders, TaskDataModule):
             self.clips[split] = chosen
             keypoints = torch.stack([_scaled_keypoints(c, hp.frames, hp.image_size) for c in chosen])
             actions = torch.tensor([action_id[c.action] for c in chosen], dtype=torch.long)
-            pixels = None
+            pixels = masks = None
             if hp.mode == "frames":
                 pixels = load_clip_frames(chosen, hp.frames, hp.image_size, progress=split == "train")
+            if hp.get("masks"):
+                masks = load_clip_masks(chosen, hp.frames, hp.image_size, self.root)
             self.datasets[split] = PoseClipDataset(keypoints, actions, pixels, train=split == "train",
-                                                   pairs=hp.eval_pairs, seed=hp.seed)
+                                                   pairs=hp.eval_pairs, seed=hp.seed, masks=masks)

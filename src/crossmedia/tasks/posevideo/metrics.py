@@ -25,6 +25,16 @@ function over the whole split (not a mean of batch means).
   visible in all three frames t−1, t, t+1. 0 for constant-velocity motion; x_t = a t² gives 2a.
 - **Diversity**: sequences s_1..s_N generated from N different noises for the same input; the mean
   over pairs i < j, frames and joints of |s_i − s_j|₂ (pixels). 0 means the noise is ignored.
+- **Hue error** (colour control of the two-stage attribute generator): the hue of a garment in a frame
+  is the chroma-weighted circular mean of its pixels' hues inside the garment's mask (label ``l`` of
+  the frame's label mask M; HSV hexcone hue h_p in degrees, chroma c_p = max(RGB) − min(RGB), so grey
+  and black pixels, whose hue is undefined, do not count)::
+
+      H(x, l) = atan2( Σ_{p: M_p = l} c_p sin h_p ,  Σ_{p: M_p = l} c_p cos h_p )
+      d(a, b) = min(|a − b| mod 360, 360 − |a − b| mod 360)                 (circular distance, 0..180°)
+      hue error = mean over (frame, garment) of d(H(x, l), requested hue)
+
+  Items whose mask is empty or colourless (Σ c_p = 0) are left out (and not counted).
 """
 from __future__ import annotations
 
@@ -42,6 +52,11 @@ __all__ = [
     "normalise_pose_sequence",
     "PCKMetric",
     "Smoothness",
+    "rgb_to_hsv",
+    "hsv_to_rgb",
+    "garment_hue",
+    "hue_distance",
+    "HueError",
 ]
 
 # COCO-17 indices of the joints that centre a pose (shoulders and hips)
@@ -175,7 +190,81 @@ def normalise_pose_sequence(keypoints: Tensor, image_size: int) -> Tensor:
     return torch.cat([xy, visible[..., None]], dim=-1)
 
 
+# colour
+
+def rgb_to_hsv(rgb: Tensor) -> Tensor:
+    """(..., 3, H, W) RGB in [0, 1] -> (..., 3, H, W) HSV: hue in degrees [0, 360), saturation and value in
+    [0, 1] (the hexcone model; hue 0 where the chroma is 0)."""
+    r, g, b = rgb.unbind(-3)
+    value, arg = rgb.max(-3)
+    low = rgb.min(-3).values
+    chroma = value - low
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    hue = torch.where(arg == 0, ((g - b) / safe) % 6, torch.where(arg == 1, (b - r) / safe + 2, (r - g) / safe + 4))
+    hue = torch.where(chroma > 0, hue * 60.0, torch.zeros_like(hue)) % 360.0
+    saturation = torch.where(value > 0, chroma / torch.where(value > 0, value, torch.ones_like(value)), 0.0)
+    return torch.stack([hue, saturation, value], -3)
+
+
+def hsv_to_rgb(hsv: Tensor) -> Tensor:
+    """The inverse of :func:`rgb_to_hsv`: (..., 3, H, W) HSV (hue in degrees) -> RGB in [0, 1]."""
+    hue, saturation, value = hsv.unbind(-3)
+    k = torch.stack([(5 + hue / 60.0) % 6, (3 + hue / 60.0) % 6, (1 + hue / 60.0) % 6], -3)
+    weight = torch.clamp(torch.minimum(k, 4 - k), 0.0, 1.0)
+    return value.unsqueeze(-3) - (value * saturation).unsqueeze(-3) * weight
+
+
+def garment_hue(images: Tensor, masks: Tensor, label: int) -> tuple[Tensor, Tensor]:
+    """H(x, l) of the module docstring: images (B, 3, H, W) in [-1, 1], label masks (B, H, W) -> the hue
+    in degrees (B,) and whether it is defined (B,) bool (a non-empty mask with some chroma)."""
+    rgb = (images.float().clamp(-1, 1) + 1) / 2
+    hue = rgb_to_hsv(rgb)[:, 0] * (torch.pi / 180.0)  # (B, H, W)
+    chroma = rgb.amax(1) - rgb.amin(1)
+    weight = chroma * (masks.to(rgb.device) == label)
+    s, c = (weight * hue.sin()).flatten(1).sum(1), (weight * hue.cos()).flatten(1).sum(1)
+    return torch.rad2deg(torch.atan2(s, c)) % 360.0, weight.flatten(1).sum(1) > 0
+
+
+def hue_distance(a: Tensor, b: Tensor) -> Tensor:
+    """Circular distance between hues in degrees, in [0, 180]."""
+    d = (torch.as_tensor(a, dtype=torch.float32) - torch.as_tensor(b, dtype=torch.float32)).abs() % 360.0
+    return torch.minimum(d, 360.0 - d)
+
+
 # metrics
+
+class HueError(Metric):
+    """Mean circular hue error (degrees) of garments against requested hues, pooled over all updates.
+
+    ``update(images (B, 3, H, W) in [-1, 1], masks (B, H, W) labels, hues (B, L) requested degrees)``, one
+    column per label of ``labels`` (default (1, 2): top, bottom; module docstring). States (summed across
+    processes): ``total``, ``count``.
+    """
+
+    full_state_update = False
+    higher_is_better = False
+    is_differentiable = False
+
+    def __init__(self, labels: tuple[int, ...] = (1, 2), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.labels = tuple(int(label) for label in labels)
+        self.add_state("total", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, images: Tensor, masks: Tensor, hues: Tensor) -> None:
+        hues = torch.as_tensor(hues, dtype=torch.float32, device=images.device).reshape(len(images), -1)
+        if hues.shape[1] != len(self.labels):
+            raise ValueError(f"HueError: hues must be (B, {len(self.labels)}) (one per label {self.labels}), "
+                             f"got {tuple(hues.shape)}")
+        for j, label in enumerate(self.labels):
+            hue, ok = garment_hue(images, masks, label)
+            self.total += hue_distance(hue, hues[:, j])[ok].double().sum().to(self.total.device)
+            self.count += ok.double().sum().to(self.count.device)
+
+    def compute(self) -> Tensor:
+        nan = torch.tensor(float("nan"), device=self.total.device)
+        return torch.where(self.count > 0, self.total / self.count.clamp_min(1.0), nan).float()
+
 
 class PCKMetric(Metric):
     """PCK@``threshold`` and mean keypoint distance (pixels), pooled over all updates (module docstring).

@@ -60,7 +60,7 @@ from crossmedia.data.keypoints import NUM_JOINTS, NUM_LIMBS, render_pose, soft_a
 from crossmedia.nn.blocks import DownBlock, ResidualBlock, UpBlock, UpBlock3d
 
 __all__ = ["pose_maps", "gaussian_maps", "rescale_keypoints", "sequence_keypoints", "abnormal_pose", "ABNORMAL_KINDS",
-           "PoseSequenceGenerator", "FrameGenerator", "POSE_CHANNELS"]
+           "PoseSequenceGenerator", "FrameGenerator", "FiLM", "POSE_CHANNELS"]
 
 POSE_CHANNELS = NUM_JOINTS + NUM_LIMBS  # 17 joint heatmaps + 19 limb maps
 ABNORMAL_KINDS = ("missing", "scaled", "jittered")
@@ -218,17 +218,37 @@ def gaussian_maps(xy: Tensor, size: int, sigma: float) -> Tensor:
     return gy[..., :, None] * gx[..., None, :]
 
 
+class FiLM(nn.Module):
+    """Feature-wise linear modulation (Perez et al., AAAI 2018, arXiv 1709.07871) of (B, C, H, W) features by a
+    code (B, K): x · (1 + γ(z)) + β(z), γ and β linear in z and zero at initialisation. A code broadcast as
+    input channels would not do here: the instance norm after each convolution removes any per-image constant."""
+
+    def __init__(self, code_dim: int, channels: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(code_dim, 2 * channels)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: Tensor, code: Tensor) -> Tensor:
+        gamma, beta = self.linear(code.to(x.dtype)).chunk(2, dim=1)
+        return x * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
 class FrameGenerator(nn.Module):
     """SCGAN's G: (appearance image (B, 3, S, S) in [-1, 1], target pose maps (B, 36, S, S)) -> frame (B, 3, S, S).
 
     Args:
         base: channels of the first encoder convolution (doubling per level, capped at 8 x base).
         res_blocks: residual blocks on the concatenated codes.
+        code_dim: K > 0 adds an attribute code z (B, K) (the two-stage attribute generator,
+            :mod:`crossmedia.tasks.posevideo.attr`): FiLM of the bottleneck and of each decoder level by z, and z
+            broadcast into the head; 0 (SCGAN) leaves the network and its weights exactly as they were.
     """
 
-    def __init__(self, *, base: int = 32, res_blocks: int = 3) -> None:
+    def __init__(self, *, base: int = 32, res_blocks: int = 3, code_dim: int = 0) -> None:
         super().__init__()
         widths = [min(base * 2**k, 8 * base) for k in range(4)]
+        self.code_dim = code_dim
         self.image_encoder = nn.ModuleList(DownBlock(i, o, norm=k > 0)
                                            for k, (i, o) in enumerate(zip([3] + widths[:-1], widths)))
         self.pose_encoder = nn.ModuleList(DownBlock(i, o, norm=k > 0)
@@ -238,10 +258,16 @@ class FrameGenerator(nn.Module):
         dec_out = [widths[2], widths[1], widths[0], base]
         dec_in = [widths[3] * 3, dec_out[0] + 2 * widths[2], dec_out[1] + 2 * widths[1], dec_out[2] + 2 * widths[0]]
         self.decoder = nn.ModuleList(UpBlock(i, o) for i, o in zip(dec_in, dec_out))
-        self.head = nn.Conv2d(base, 4, 3, 1, 1)  # RGB and the logit of the copy mask
+        if code_dim:  # FiLM of the bottleneck and of every decoder level by the code, and the code at the head
+            self.films = nn.ModuleList(FiLM(code_dim, c) for c in [widths[-1]] + dec_out)
+        self.head = nn.Conv2d(base + code_dim, 4, 3, 1, 1)  # RGB and the logit of the copy mask
         nn.init.constant_(self.head.bias[3], 2.0)  # σ(2) ≈ 0.88: G starts close to copying the source frame
 
-    def forward(self, image: Tensor, maps: Tensor) -> Tensor:
+    def forward(self, image: Tensor, maps: Tensor, code: Tensor | None = None) -> Tensor:
+        """``code`` (B, code_dim): the attribute code of a generator built with ``code_dim`` (else None)."""
+        if (code is None) != (not self.code_dim):
+            raise ValueError(f"this FrameGenerator has code_dim={self.code_dim}: pass a (B, {self.code_dim}) code "
+                             "exactly when code_dim > 0")
         a_skips, p_skips = [], []
         a, p = image, maps.to(image.dtype)
         for enc_a, enc_p in zip(self.image_encoder, self.pose_encoder):
@@ -249,8 +275,15 @@ class FrameGenerator(nn.Module):
             a_skips.append(a)
             p_skips.append(p)
         d = self.fuse(torch.cat([a, p], 1))
+        films = iter(self.films) if self.code_dim else None
+        if films is not None:
+            d = next(films)(d, code)
         for block, a_skip, p_skip in zip(self.decoder, reversed(a_skips), reversed(p_skips)):
             d = block(torch.cat([d, a_skip, p_skip], 1))
+            if films is not None:
+                d = next(films)(d, code)
+        if self.code_dim:
+            d = torch.cat([d, code.to(d.dtype)[:, :, None, None].expand(-1, -1, *d.shape[2:])], 1)
         out = self.head(d)
         mask = torch.sigmoid(out[:, 3:])
         return mask * image + (1 - mask) * torch.tanh(out[:, :3])

@@ -154,6 +154,45 @@ class _Helpers:
         return cache[name].to(self.device)
 
 
+class _Pipeline:
+    """What the frame generators (SCGAN, the two-stage attribute generator) share: the image + action ->
+    poses half of ``generate`` (pose estimator or ``pose=``, then the ``psgan`` entry), the actions it
+    accepts, and ``save_video``. Needs ``hparams.estimator``, ``hparams.psgan``, ``hparams.image_size``."""
+
+    @property
+    def actions(self) -> list[str]:
+        """The actions ``generate`` accepts: those of the ``psgan`` entry (during fit, the data's, so
+        that training never needs the PSGAN entry)."""
+        dm = None if self._trainer is None else self.trainer.datamodule
+        if getattr(dm, "actions", None):
+            return list(dm.actions)
+        psgan = self._zoo(self.hparams.psgan)
+        return [] if psgan is None else list(psgan.actions)
+
+    def pipeline_poses(self, image, action: str, frames: int, *, seed: int = 0, pose=None) -> tuple[Tensor, Tensor]:
+        """The input picture (1, 3, S, S) in [-1, 1] on this module's device and the poses (frames, 17, 3) PSGAN
+        makes from its pose (``pose``, or the pose estimator's) for ``action`` (noise ``seed``)."""
+        psgan = self._zoo(self.hparams.psgan)
+        if psgan is None:
+            raise ValueError(f"this {type(self).__name__} has no psgan entry (psgan=None): pass poses to render() "
+                             "instead")
+        picture = _one_image(image, self.hparams.image_size).to(self.device)
+        if pose is None:
+            estimator = self._zoo(self.hparams.estimator)
+            if estimator is None:
+                raise ValueError("no pose estimator (estimator=None): pass pose=(17, 3) keypoints")
+            with eval_mode(estimator):
+                pose = estimator.estimate(picture)[0]
+        return picture, psgan.generate_poses(pose, action, frames, seed=seed).to(self.device)
+
+    @staticmethod
+    def save_video(video: Tensor, path: str | Path, fps: float = 8.0) -> Path:
+        """Write (T, 3, H, W) frames in [0, 1] to ``path``: ``.mp4`` (PyAV) or ``.gif``."""
+        from crossmedia.tasks.posevideo.drawing import save_video
+
+        return save_video(video, path, fps=fps)
+
+
 # stage 1
 
 class PSGAN(_Helpers, TaskModule):
@@ -372,7 +411,7 @@ class PSGAN(_Helpers, TaskModule):
 
 # stage 2
 
-class SCGAN(_Helpers, TaskModule):
+class SCGAN(_Pipeline, _Helpers, TaskModule):
     """Semantic consistent GAN: appearance image + target pose -> frame; and the image -> video pipeline.
 
     Args:
@@ -558,16 +597,6 @@ class SCGAN(_Helpers, TaskModule):
 
     # the pipeline
 
-    @property
-    def actions(self) -> list[str]:
-        """The actions :meth:`generate` accepts: those of the ``psgan`` entry (during fit, the data's, so
-        that training never needs the PSGAN entry)."""
-        dm = None if self._trainer is None else self.trainer.datamodule
-        if getattr(dm, "actions", None):
-            return list(dm.actions)
-        psgan = self._zoo(self.hparams.psgan)
-        return [] if psgan is None else list(psgan.actions)
-
     @torch.no_grad()
     def generate(self, image, action: str, frames: int = 16, *, seed: int = 0, pose=None) -> Tensor:
         """A video (frames, 3, S, S) in [0, 1] of the person in ``image`` doing ``action``.
@@ -575,27 +604,10 @@ class SCGAN(_Helpers, TaskModule):
         ``image``: a PIL image, a path, or a (3, S, S) tensor in [-1, 1]; ``pose``: its keypoints (17, 3)
         in the pixels of the S x S image (default: this task's pose estimator finds them); ``seed``: the
         PSGAN noise."""
-        psgan = self._zoo(self.hparams.psgan)
-        if psgan is None:
-            raise ValueError("this SCGAN has no psgan entry (psgan=None): pass poses to render() instead")
-        picture = _one_image(image, self.hparams.image_size).to(self.device)
-        if pose is None:
-            estimator = self._zoo(self.hparams.estimator)
-            if estimator is None:
-                raise ValueError("no pose estimator (estimator=None): pass pose=(17, 3) keypoints")
-            with eval_mode(estimator):
-                pose = estimator.estimate(picture)[0]
-        poses = psgan.generate_poses(pose, action, frames, seed=seed).to(self.device)  # (T, 17, 3)
+        picture, poses = self.pipeline_poses(image, action, frames, seed=seed, pose=pose)
         with eval_mode(self):
             video = self.render(picture, poses)
         return ((video.float().clamp(-1, 1) + 1) / 2).cpu()
-
-    @staticmethod
-    def save_video(video: Tensor, path: str | Path, fps: float = 8.0) -> Path:
-        """Write (T, 3, H, W) frames in [0, 1] to ``path``: ``.mp4`` (PyAV) or ``.gif``."""
-        from crossmedia.tasks.posevideo.drawing import save_video
-
-        return save_video(video, path, fps=fps)
 
 
 class _EstimatorFeatures(nn.Module):
