@@ -88,3 +88,73 @@ def test_concurrent_prepares_of_one_folder_write_it_once(tmp_path, monkeypatch):
     assert len(writes) == 1 and most_inside[0] == 1
     assert read_meta(root) == {"name": "slow", "seed": 0}
     assert not any(path.name.endswith(".lock") for path in root.parent.iterdir())  # nothing beside the user's folder
+
+
+def _snapshot(root):
+    return {path.relative_to(root).as_posix(): (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def _user_folder(root):
+    """A user's caption folder: their JSON and an image named as the built-in generators name theirs."""
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "00000.png").write_bytes(b"the user's own picture")
+    (root / "my_captions.json").write_text('{"images": []}')
+    return _snapshot(root)
+
+
+def test_every_dataset_refuses_to_write_into_a_folder_of_user_files(tmp_path, monkeypatch):
+    """The bug of issue 18: a built-in generated INTO the user's folder. Every registered dataset,
+    built-in or real, is refused before anything there is written, changed or deleted."""
+    from crossmedia.data import registry
+    from crossmedia.data.folder import ForeignFolderError
+
+    monkeypatch.setenv("CROSSMEDIA_HOME", str(tmp_path / "home"))
+    user = tmp_path / "mine"
+    before = _user_folder(user)
+    names = sorted(registry.list_datasets())
+    assert {"scenes", "digits", "puppets", "spoken-scenes", "cifar10"} <= set(names)
+    for name in names:
+        source = None if registry.list_datasets()[name].builtin else tmp_path / "download"
+        with pytest.raises(ForeignFolderError) as error:
+            registry.prepare(name, root=user, source=source)
+        assert str(user) in str(error.value) and "my_captions.json" in str(error.value), name
+        assert _snapshot(user) == before, f"{name} changed the user's folder"
+        assert sorted(p.name for p in user.iterdir()) == ["images", "my_captions.json"]
+
+
+def test_ensure_with_the_default_dataset_refuses_a_user_folder_instead_of_training_on_builtins(tmp_path, monkeypatch):
+    """`fit --data.init_args.root=DIR` with the dataset left at its default used to fill DIR with the scenes."""
+    from crossmedia.data.folder import ForeignFolderError
+    from crossmedia.data.registry import ensure
+
+    monkeypatch.setenv("CROSSMEDIA_HOME", str(tmp_path / "home"))
+    user = tmp_path / "mine"
+    before = _user_folder(user)
+    with pytest.raises(ForeignFolderError, match="Refusing to write dataset 'scenes'"):
+        ensure("scenes", user, progress=False)
+    assert _snapshot(user) == before
+
+
+def test_a_generator_called_directly_refuses_another_datasets_folder_but_resumes_its_own(tmp_path):
+    from crossmedia.data.folder import ForeignFolderError
+
+    other = DatasetFolder(tmp_path / "d", {"name": "other"})
+    with other.rewriting() as meta:
+        (tmp_path / "d" / "x.txt").write_text("other's file")
+        meta.update(name="other")
+    before = _snapshot(tmp_path / "d")
+    with pytest.raises(ForeignFolderError, match="dataset 'other'"):
+        with DatasetFolder(tmp_path / "d", {"name": "mine"}).rewriting():
+            pass
+    assert _snapshot(tmp_path / "d") == before
+    # an interrupted run leaves its mark, so the same dataset may write there again
+    folder = DatasetFolder(tmp_path / "e", {"name": "mine"})
+    with pytest.raises(KeyboardInterrupt):
+        with folder.rewriting():
+            (tmp_path / "e" / "half.txt").write_text("half written")
+            raise KeyboardInterrupt
+    assert not folder.ready() and read_meta(tmp_path / "e") is None
+    with folder.rewriting() as meta:
+        meta.update(name="mine")
+    assert folder.ready() and sorted(p.name for p in (tmp_path / "e").iterdir()) == ["half.txt", "meta.json"]

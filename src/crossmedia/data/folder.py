@@ -9,6 +9,12 @@ Every generator and preparer follows one protocol, :class:`DatasetFolder`:
 
 Nothing here knows a format; the formats pass their check of the files (``complete``).
 
+A generator or preparer writes only into a folder that is empty, absent, or already its own
+(its ``meta.json``, or the ``.crossmedia-writing`` mark an interrupted run leaves, names the same
+dataset): :func:`check_ours` refuses any other folder, naming what is in it, before anything in
+it is written, changed or deleted, so pointing ``root`` at a folder of one's own files never
+overwrites them with a built-in.
+
 Two processes that need the same folder at once (two runs started together, test workers)
 must not both write it: :func:`folder_lock` serialises them, and the one that waited then finds
 the folder ready. The lock is a ``fcntl.flock`` on a file under ``<home>/locks`` named after the
@@ -31,14 +37,19 @@ try:
 except ImportError:  # pragma: no cover - Windows: no lock
     fcntl = None
 
-__all__ = ["DatasetFolderError", "DatasetFolder", "read_meta", "write_meta", "recorded_seed", "link_source",
-           "folder_lock"]
+__all__ = ["DatasetFolderError", "ForeignFolderError", "DatasetFolder", "read_meta", "write_meta", "recorded_seed",
+           "link_source", "folder_lock", "check_ours"]
 
 META = "meta.json"
+WRITING = ".crossmedia-writing"  # names the dataset being written; removed when meta.json is
 
 
 class DatasetFolderError(ValueError):
     """A dataset folder's ``meta.json`` is unreadable; the message names the file and the fix."""
+
+
+class ForeignFolderError(DatasetFolderError):
+    """A dataset would be written into a folder holding files it did not write; the message lists them."""
 
 
 # helpers
@@ -76,6 +87,41 @@ def recorded_seed(root: str | Path, name: str) -> int:
     """The seed ``root``'s ``meta.json`` records for dataset ``name`` (0 when it records none or another dataset)."""
     meta = read_meta(root)
     return int(meta["seed"]) if meta and meta.get("name") == name and "seed" in meta else 0
+
+
+def check_ours(root: str | Path, name: str) -> None:
+    """Raise :class:`ForeignFolderError` unless dataset ``name`` may write into ``root``.
+
+    It may when ``root`` does not exist or is empty, or when its ``meta.json`` or its
+    ``.crossmedia-writing`` mark (left by an interrupted run) names ``name``: a copy of the same
+    dataset, complete, stale or half written. Anything else (a user's files, another dataset) is
+    refused, naming a few of the entries and what ``meta.json`` says, before anything is touched.
+    """
+    root = Path(root)
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise ForeignFolderError(f"{root} is a file, not a folder: dataset {name!r} cannot be written there; "
+                                 f"choose another root")
+    entries = sorted(path.name for path in root.iterdir())
+    if not entries:
+        return
+    marker = root / WRITING
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == name:
+        return
+    try:
+        meta = read_meta(root)
+    except DatasetFolderError:
+        meta = None
+    if meta is not None and meta.get("name") == name:
+        return
+    holds = f"dataset {meta.get('name')!r} (its meta.json)" if meta and meta.get("name") else "files crossmedia did not write"
+    shown = ", ".join(entries[:5]) + (f" ... ({len(entries)} entries)" if len(entries) > 5 else "")
+    raise ForeignFolderError(
+        f"{root} holds {holds}: {shown}. Refusing to write dataset {name!r} into it (nothing there was changed). "
+        f"If these are your own data, point the data module at them under the name of their format (see "
+        f"`crossmedia data list`); to generate or prepare {name!r}, choose an empty or new folder, or leave root "
+        f"unset (data/{name}).")
 
 
 @contextmanager
@@ -157,12 +203,17 @@ class DatasetFolder:
     @contextmanager
     def rewriting(self) -> Iterator[dict[str, Any]]:
         """Delete ``meta.json``, create the folder, yield the dict the body fills with the new meta;
-        write it as ``meta.json`` when the body succeeds (never after an error)."""
-        (self.root / META).unlink(missing_ok=True)  # an interrupted run must not look complete
+        write it as ``meta.json`` when the body succeeds (never after an error). A folder that
+        holds something this dataset did not write is refused first (:func:`check_ours`)."""
+        name = str(self.expected.get("name", ""))
+        check_ours(self.root, name)
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / WRITING).write_text(name + "\n", encoding="utf-8")  # ours, even if interrupted
+        (self.root / META).unlink(missing_ok=True)  # an interrupted run must not look complete
         meta: dict[str, Any] = {}
         yield meta
         wrong = [key for key, value in self.expected.items() if meta.get(key) != value]
         if wrong:  # a programming error: the folder would never count as ready
             raise ValueError(f"{self.root / META}: the new meta lacks the expected values of {', '.join(wrong)}")
         write_meta(self.root, meta)
+        (self.root / WRITING).unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crossmedia.core.paths import data_root
-from crossmedia.data.folder import folder_lock, read_meta, recorded_seed
+from crossmedia.data.folder import check_ours, folder_lock, read_meta, recorded_seed
 
 __all__ = [
     "DatasetInfo",
@@ -163,6 +163,7 @@ def prepare(name: str, *, source: Path | None = None, root: Path | None = None, 
         raise ValueError(f"{name!r} is read from a local download: pass source=DIR "
                          f"(crossmedia data prepare {name} --source DIR), DIR being {entry.info.source_layout}")
     with folder_lock(root):  # a second process preparing the same folder waits, then finds it ready
+        check_ours(root, name)  # never into a folder of the user's files (before any work)
         return entry.prepare(root, source=None if source is None else Path(source), seed=seed, progress=progress)
 
 
