@@ -49,6 +49,8 @@ __all__ = [
     "read_karpathy",
     "read_coco_captions",
     "read_caption_folder",
+    "find_karpathy_file",
+    "caption_folder_files",
     "verify_images",
     "Vocabulary",
     "KARPATHY_RELEASES",
@@ -203,26 +205,76 @@ def read_coco_captions(json_path: str | Path, image_root: str | Path, split: str
     return records
 
 
-def read_caption_folder(root: str | Path) -> list[CaptionedImage]:
-    """The images of a prepared caption dataset folder (``crossmedia data prepare``), via its ``meta.json``.
+def find_karpathy_file(root: str | Path) -> Path | None:
+    """The one Karpathy split file directly in ``root`` (a user's folder, any file name), or None.
 
-    ``meta.json`` names the Karpathy file (``file``) and the folder image paths start from
-    (``image_root``), both relative to ``root`` unless absolute.
+    A ``*.json`` counts when it is an object whose ``images`` list starts with an entry that has
+    ``filename`` and ``sentences`` (only the start is checked here; :func:`read_karpathy` checks
+    all). Two or more such files raise :class:`CaptionFormatError` naming them.
+    """
+    found = []
+    for path in sorted(Path(root).glob("*.json")):
+        if path.name == "meta.json":
+            continue
+        try:
+            with path.open(encoding="utf-8") as handle:
+                head = handle.read(1 << 16)
+        except (OSError, UnicodeDecodeError):
+            continue
+        start = head.lstrip()
+        if start.startswith("{") and '"images"' in head and '"sentences"' in head and '"filename"' in head:
+            found.append(path)
+    if len(found) > 1:
+        raise CaptionFormatError(f"{root} holds several Karpathy split files ({', '.join(p.name for p in found)}); "
+                                 f"keep the one to train on in the folder, or give each its own folder")
+    return found[0] if found else None
+
+
+def caption_folder_files(root: str | Path) -> tuple[Path, Path]:
+    """(Karpathy file, image root) of a caption folder: a prepared one (``meta.json``) or a user's.
+
+    A user's folder needs no renaming and no prepare step: its one Karpathy file (any name, see
+    :func:`find_karpathy_file`) is read, and the image root is the first of ``root``,
+    ``root/images`` under which the first entry's ``filepath/filename`` exists.
     """
     root = Path(root)
     meta = read_meta(root)
-    if meta is None or meta.get("format") != "karpathy":
-        raise FileNotFoundError(f"{root} is not a prepared caption dataset (no meta.json with format 'karpathy'); "
-                                f"prepare it with: crossmedia data prepare NAME")
-    return read_karpathy(root / meta["file"], image_root=root / meta["image_root"])
+    if meta is not None and meta.get("format") == "karpathy":
+        return root / meta["file"], root / meta["image_root"]
+    json_path = find_karpathy_file(root) if root.is_dir() else None
+    if json_path is None:
+        raise FileNotFoundError(f"{root} is not a caption dataset folder: it has neither a meta.json with format "
+                                f"'karpathy' (crossmedia data prepare NAME) nor a Karpathy split file (*.json with "
+                                f"images[] of filename + sentences); {_FORMAT_HINT}")
+    first = read_karpathy(json_path)[0].path.relative_to(json_path.parent)
+    candidates = [root, root / "images"]
+    image_root = next((c for c in candidates if (c / first).is_file()), None)
+    if image_root is None:
+        looked = ", ".join(str(c / first) for c in candidates)
+        raise FileNotFoundError(f"{json_path}: cannot find its first image; looked at {looked}. Put the images next "
+                                f"to the JSON (or under images/), with the entries' filepath/filename")
+    return json_path, image_root
+
+
+def read_caption_folder(root: str | Path) -> list[CaptionedImage]:
+    """The images of a caption dataset folder: a prepared one (``crossmedia data prepare``, via its
+    ``meta.json``, which names the Karpathy file ``file`` and the image folder ``image_root``,
+    relative to ``root`` unless absolute) or a user's folder with one Karpathy file of any name
+    (:func:`caption_folder_files`)."""
+    json_path, image_root = caption_folder_files(root)
+    return read_karpathy(json_path, image_root=image_root)
 
 
 def ensure_caption_folder(root: str | Path, dataset: str) -> Path:
-    """``root`` when it already holds a Karpathy file + meta.json (a real dataset, or a smaller
-    built-in copy); otherwise the registry prepares ``dataset`` there (built-ins are generated)."""
+    """``root`` when it already holds a caption dataset (a Karpathy file + meta.json: a real dataset
+    or a smaller built-in copy; or a user's folder with a Karpathy file of any name, read in place
+    and never written to); otherwise the registry prepares ``dataset`` there (built-ins are
+    generated, never into a folder holding other files)."""
     root = Path(root)
     meta = read_meta(root)
     if meta is not None and karpathy_ready(root, meta):
+        return root
+    if meta is None and root.is_dir() and find_karpathy_file(root) is not None:
         return root
     return ensure(dataset, root)
 
@@ -231,9 +283,10 @@ def objects_by_filename(root: str | Path) -> dict[str, Any]:
     """``{filename: objects}`` of a prepared caption folder's Karpathy file: the ground-truth
     ``objects`` the built-in scenes carry per image (None for an entry without them; {} when the
     file is missing)."""
-    root = Path(root)
-    meta = read_meta(root) or {}
-    path = root / str(meta.get("file", ""))
+    try:
+        path = caption_folder_files(root)[0]
+    except (FileNotFoundError, CaptionFormatError):
+        return {}
     entries = json.loads(path.read_text(encoding="utf-8")).get("images", []) if path.is_file() else []
     return {e.get("filename"): e.get("objects") for e in entries if isinstance(e, dict)}
 
@@ -363,9 +416,15 @@ def karpathy_ready(root: Path, meta: dict) -> bool:
 
 @register_folder_format("karpathy")
 def prepared_caption_folder(root: Path) -> bool:
-    """``root`` holds a prepared caption folder (``meta.json`` naming its Karpathy file), used as it is."""
+    """``root`` holds a prepared caption folder (``meta.json`` naming its Karpathy file) or a user's folder
+    with one Karpathy file of any name (and no ``meta.json``): used as it is, under any dataset name."""
     meta = read_meta(root)
-    return meta is not None and karpathy_ready(root, meta)
+    if meta is not None:
+        return karpathy_ready(root, meta)
+    try:
+        return Path(root).is_dir() and find_karpathy_file(root) is not None
+    except CaptionFormatError:
+        return False
 
 
 def prepare_karpathy_release(root: Path, *, source: Path, name: str, progress: bool = True) -> Path:

@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from crossmedia.core.paths import data_root
+from crossmedia.core.paths import data_root, home
 from crossmedia.core.task import SplitLoaders, TaskDataModule
 from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, objects_by_filename,
                                      read_caption_folder, verify_images)
@@ -208,13 +208,14 @@ class CaptionDataModule(SplitLoaders, TaskDataModule):
         return None if any(o is None for o in objects) else objects
 
     def reward_scorer(self):
-        """CIDEr-D with document frequencies of the training references, cached on disk."""
+        """CIDEr-D with document frequencies of the training references, cached on disk under
+        ``<home>/cider-df`` (keyed by the references; never in the dataset folder, which may be a user's)."""
         from crossmedia.tasks.caption.cider import CiderD
 
         if self._reward_scorer is None:
             refs = self.reward_references()
             key = hashlib.sha256("\n".join("\t".join(r) for r in refs).encode()).hexdigest()[:16]
-            cache = self.root / "cache" / f"cider-df-train-{key}.json"
+            cache = home() / "cider-df" / f"train-{key}.json"
             if cache.is_file():
                 self._reward_scorer = CiderD.load(cache)
             else:
@@ -224,7 +225,7 @@ class CaptionDataModule(SplitLoaders, TaskDataModule):
                     partial = cache.with_suffix(".partial")
                     self._reward_scorer.save(partial)
                     partial.replace(cache)
-                except OSError:  # a read-only dataset folder: keep it in memory only
+                except OSError:  # a read-only home: keep it in memory only
                     pass
         return self._reward_scorer
 
