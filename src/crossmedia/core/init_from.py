@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["InitialWeights", "initial_weights", "with_prefix"]
+import torch
+
+__all__ = ["InitialWeights", "initial_weights", "with_prefix", "remap_rows"]
 
 
 @dataclass
@@ -56,3 +58,27 @@ def initial_weights(source: str, option: str) -> InitialWeights:
 def with_prefix(state: dict, prefix: str) -> dict:
     """The entries of ``state`` under ``prefix`` (``"encoder."``), with the prefix cut off."""
     return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def remap_rows(state: dict, old: list[str], new: list[str], target: dict) -> tuple[dict, int]:
+    """``state`` re-indexed from the label list ``old`` to ``new`` (a vocabulary, class names).
+
+    Every tensor of ``state`` whose first dimension is ``len(old)`` where ``target`` (the state dict
+    of the model rebuilt for ``new``) has ``len(new)``, the other dimensions equal (word
+    embeddings, output weights and biases), becomes ``target``'s fresh tensor with row ``new[j]``
+    copied from row ``old[i]`` wherever the labels are the same; every other tensor is kept as it
+    is. Returns (the new state, the number of shared labels).
+    """
+    position = {label: index for index, label in enumerate(old)}
+    pairs = [(position[label], j) for j, label in enumerate(new) if label in position]
+    src = torch.tensor([i for i, _ in pairs], dtype=torch.long)
+    dst = torch.tensor([j for _, j in pairs], dtype=torch.long)
+    out = dict(state)
+    for key, value in state.items():
+        fresh = target.get(key)
+        if (fresh is not None and value.dim() >= 1 and value.shape[0] == len(old) and fresh.shape[0] == len(new)
+                and value.shape[1:] == fresh.shape[1:] and value.shape != fresh.shape):
+            rows = fresh.detach().clone()
+            rows[dst] = value[src].to(rows.dtype)
+            out[key] = rows
+    return out, len(pairs)

@@ -214,3 +214,40 @@ def test_evaluating_without_caption_data_says_what_is_needed(stub_trainer):
     model.setup("validate")
     with pytest.raises(RuntimeError, match="CaptionData"):
         model.validation_step(_batch(), 0)
+
+
+def test_fine_tuning_on_data_with_other_words_rebuilds_the_word_rows_and_keeps_the_rest(tmp_path, stub_trainer, caplog):
+    """Issue 18: fine-tuning a captioner on a user's data no longer stops at 'the vocabulary differs'."""
+    import logging
+    import types
+
+    from crossmedia.core.checkpoint_io import save_weights
+    from crossmedia.data.karpathy import Vocabulary
+
+    source = _toy_model()
+    state = {k: v.clone() for k, v in source.state_dict().items()}
+    save_weights(state, tmp_path / "xe.safetensors")
+    theirs = ["<eos>", "<unk>", "a", "green", "red", "triangle", "circle"]  # 'a', 'red', 'circle' shared
+    unused = lambda *args: None  # noqa: E731 - the CaptionData methods this test does not reach
+    data = types.SimpleNamespace(vocabulary=Vocabulary(theirs), reward_references=unused, reward_scorer=unused,
+                                 raw_references=unused, token_references=unused, scene_objects=unused)
+    model = CaptionModule(vocab=VOCAB, feature_dim=8, dim=32, dropout=0.0, max_len=6,
+                          init_from=str(tmp_path / "xe.safetensors"))
+    model._trainer = stub_trainer("test", datamodule=data)
+    with pytest.raises(ValueError, match="fine-tune it on this data first"):
+        model.configure_model()  # evaluation never rebuilds a trained decoder
+    model._trainer.state.fn = "fit"
+    with caplog.at_level(logging.INFO):
+        model.configure_model()
+    assert "5 shared words keep their rows" in caplog.text  # <eos>, <unk>, a, red, circle
+    assert list(model.vocabulary.words) == theirs and model.hparams.vocab == theirs
+    new = model.state_dict()
+    rows = [key for key, value in state.items() if value.dim() and value.shape[0] == len(VOCAB)]
+    assert rows, "the toy decoder has word rows"
+    for key, value in state.items():
+        if key in rows:
+            assert new[key].shape[0] == len(theirs)
+            for word in ("<eos>", "a", "red", "circle"):
+                assert torch.equal(new[key][theirs.index(word)], value[VOCAB.index(word)]), (key, word)
+        else:
+            assert torch.equal(new[key], value), key

@@ -28,8 +28,9 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
 
-from crossmedia.core.init_from import initial_weights, with_prefix
+from crossmedia.core.init_from import initial_weights, remap_rows, with_prefix
 from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
 from crossmedia.data.karpathy import Vocabulary
@@ -139,14 +140,32 @@ class CaptionModule(TaskModule):
                                    "CaptionDataModule, whose training captions give one")
             self._build(data_vocabulary)
         elif data_vocabulary is not None and list(data_vocabulary.words) != list(self.vocabulary.words):
-            raise ValueError("the model's vocabulary differs from the one the data builds from its training "
-                             "captions: leave model vocab empty to take the data's, or set data min_count to match")
+            if not fitting:  # a trained decoder is evaluated on the words it was trained on, or not at all
+                raise ValueError(f"the model's vocabulary ({len(self.vocabulary)} words) differs from the one the data "
+                                 f"builds from its training captions ({len(data_vocabulary)}): evaluate it on the data "
+                                 f"it was trained on, or fine-tune it on this data first (fit rebuilds the vocabulary)")
+            initial = self._take_vocabulary(data_vocabulary, initial)
         if initial is not None:
             self.load_state_dict(initial[0], strict=True)
             self._initialised = True
         elif self.hparams.encoder_from and fitting and not getattr(self, "_initialised", False):
             self._load_encoder()
             self._initialised = True  # a resumed run's checkpoint is restored after this, as usual
+
+    def _take_vocabulary(self, vocabulary: Vocabulary, initial: tuple | None) -> tuple | None:
+        """Fine-tuning on data with other words: rebuild the decoder for the data's vocabulary; the
+        starting weights (if any) keep every tensor, and their word rows for the words both share."""
+        old = list(self.vocabulary.words)
+        self._build(vocabulary)
+        if initial is None:
+            kept = "no starting weights, so nothing else changes"
+        else:
+            state, shared = remap_rows(initial[0], old, list(vocabulary.words), self.state_dict())
+            initial = (state, initial[1])
+            kept = f"{shared} shared words keep their rows and every other weight is loaded"
+        rank_zero_info(f"caption: the data's vocabulary ({len(vocabulary)} words) differs from the model's "
+                       f"({len(old)}): the decoder's word embedding and output layer are rebuilt for it; {kept}")
+        return initial
 
     def setup(self, stage: str) -> None:
         """The evaluation metrics, from the data module's references (and scene objects, if any)."""
