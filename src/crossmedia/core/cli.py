@@ -3,7 +3,7 @@
     crossmedia fit|validate|test|predict -c zoo/hashing/csq.yaml [--trainer.max_epochs 3 ...]
     crossmedia fit -c csq                     # a zoo name works in place of the card path
     crossmedia zoo list|show NAME|eval NAME|export RUN --name NAME|default TASK
-    crossmedia data list|prepare NAME [--source DIR]
+    crossmedia data list|prepare NAME [--source DIR]|check DIR
     crossmedia summarize VIDEO [--model sum-gda]   # and other commands tasks contribute
 
 ``fit`` & co. are LightningCLI (subclassed): a zoo card given with ``-c`` contributes its

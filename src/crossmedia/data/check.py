@@ -1,0 +1,231 @@
+"""``crossmedia data check DIR``: what a folder holds, in which supported format, before any training.
+
+Each format has a cheap *sign* (which files name it) and a *reader* (the same reader the task's
+DataModule uses, so a folder that checks clean loads clean). For every format whose sign is in
+the folder, :func:`check_folder` reads it and reports items per split, classes or vocabulary, and
+files the folder names but does not have; a folder no format recognises gets a report of what
+is in it and what each format expects. Nothing is written, into the folder or anywhere.
+
+Formats: a Karpathy caption JSON (any name, or a prepared caption folder), DeepHash lists
+(``train.txt``, ``query.txt``, ``database.txt``), eccv16 summarisation ``*.h5``, PoseTrack / COCO-17
+keypoint JSON, and ImageFolder (``CLASS/IMAGE``, or ``train/``, ``val/``, ``test/`` of those).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["FolderReport", "check_folder", "EXPECTED"]
+
+MIN_COUNT = 5  # the caption data module's default vocabulary threshold
+SHOWN = 3  # missing files listed by name; the rest are counted
+
+EXPECTED = {
+    "karpathy": "captions: one Karpathy split JSON (images[] with filename, split, sentences[].tokens), images next "
+                "to it or under images/",
+    "deephash": "hashing: train.txt, query.txt, database.txt, one 'path label-bits' line per item",
+    "eccv16": "summarisation: eccv16_dataset_*.h5 (per video: features, gtscore, change_points, ...)",
+    "posetrack": "pose video: PoseTrack / COCO-17 keypoint JSON (images[], annotations[] with keypoints) and frames",
+    "imagefolder": "classification: one sub-folder per class (CLASS/IMAGE.png), optionally under train/ val/ test/",
+}
+
+
+@dataclass
+class FolderReport:
+    """One format found in a folder: ``counts`` per split, other ``facts``, ``missing`` files, or the ``error``."""
+
+    format: str
+    counts: dict[str, int] = field(default_factory=dict)
+    facts: dict[str, object] = field(default_factory=dict)
+    missing: list[Path] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.missing
+
+    def lines(self) -> list[str]:
+        if self.error is not None:
+            return [f"{self.format}: cannot be read: {self.error}"]
+        counts = ", ".join(f"{split} {n:,}" for split, n in self.counts.items())
+        facts = "; ".join(f"{key} {value:,}" if isinstance(value, int) else f"{key} {value}"
+                          for key, value in self.facts.items())
+        out = [f"{self.format}: {counts}" + (f"; {facts}" if facts else "")]
+        if self.missing:
+            shown = ", ".join(str(path) for path in self.missing[:SHOWN])
+            more = f" and {len(self.missing) - SHOWN} more" if len(self.missing) > SHOWN else ""
+            out.append(f"  missing {len(self.missing)} file(s): {shown}{more}")
+        else:
+            out.append("  every file it names is there")
+        return out
+
+
+# formats: (sign, reader)
+
+
+def _karpathy_sign(root: Path) -> bool:
+    from crossmedia.data.folder import read_meta
+    from crossmedia.data.karpathy import CaptionFormatError, find_karpathy_file
+
+    meta = read_meta(root)
+    if meta is not None:
+        return meta.get("format") == "karpathy"
+    try:
+        return find_karpathy_file(root) is not None
+    except CaptionFormatError:
+        return True  # several files: the reader says which
+
+
+def _karpathy(root: Path) -> FolderReport:
+    from crossmedia.data.karpathy import Vocabulary, caption_folder_files, read_karpathy
+
+    json_path, image_root = _caption_files(root, caption_folder_files)
+    records = read_karpathy(json_path, image_root=image_root)
+    counts = Counter(record.split for record in records)
+    vocabulary = Vocabulary.build((tokens for r in records if r.split == "train" for tokens in r.captions),
+                                  min_count=MIN_COUNT) if counts["train"] else None
+    facts = {"file": json_path.name, "captions": sum(len(r.captions) for r in records)}
+    if vocabulary is not None:
+        facts[f"vocabulary (words seen >= {MIN_COUNT} times in train)"] = len(vocabulary)
+    return FolderReport("karpathy", {s: counts[s] for s in ("train", "val", "test")}, facts,
+                        [r.path for r in records if not r.path.is_file()])
+
+
+def _caption_files(root: Path, files: Callable) -> tuple[Path, Path]:
+    try:
+        return files(root)
+    except FileNotFoundError as error:  # the JSON is there but its images are not where it says
+        from crossmedia.data.karpathy import find_karpathy_file
+
+        json_path = find_karpathy_file(root)
+        if json_path is None:
+            raise
+        return json_path, root if not (root / "images").is_dir() else root / "images"
+
+
+def _deephash_sign(root: Path) -> bool:
+    from crossmedia.data.deephash import SPLITS, list_file_for
+
+    return any(list_file_for(root, split).is_file() for split in SPLITS)
+
+
+def _deephash(root: Path) -> FolderReport:
+    from crossmedia.data.deephash import SPLITS, list_file_for, read_list
+
+    counts, missing, widths = {}, [], set()
+    for split in SPLITS:
+        list_file = list_file_for(root, split)
+        if not list_file.is_file():
+            raise FileNotFoundError(f"{list_file} is missing; a DeepHash folder has {', '.join(SPLITS)} lists")
+        items = read_list(list_file, root=root, check_files=False)
+        counts[split] = len(items)
+        widths.update(len(labels) for _, labels in items)
+        missing += [root / path for path, _ in items if not (root / path).exists()]
+    return FolderReport("deephash", counts, {"classes (label bits)": ", ".join(map(str, sorted(widths)))}, missing)
+
+
+def _eccv16_sign(root: Path) -> bool:
+    return any(root.glob("*.h5"))
+
+
+def _eccv16(root: Path) -> FolderReport:
+    from crossmedia.data.eccv16 import list_videos, read_video
+
+    counts = {}
+    for path in sorted(root.glob("*.h5")):
+        videos = list_videos(path)
+        for key in videos:
+            read_video(path, key)  # every field checked; an error names the file, the video and the field
+        counts[path.name] = len(videos)
+    return FolderReport("eccv16", counts, {"unit": "videos per file"})
+
+
+def _posetrack_sign(root: Path) -> bool:
+    for path in sorted(root.glob("*.json")):
+        head = path.open(encoding="utf-8", errors="replace").read(1 << 16)
+        if '"keypoints"' in head or ('"annotations"' in head and '"vid_id"' in head):
+            return True
+    return False
+
+
+def _posetrack(root: Path) -> FolderReport:
+    from crossmedia.data.posetrack import read_posetrack
+
+    files = [p for p in sorted(root.glob("*.json")) if p.name != "meta.json"]
+    clips = [clip for path in files for clip in read_posetrack(path)]
+    counts = Counter(clip.split or "unsplit" for clip in clips)
+    actions = sorted({clip.action for clip in clips if clip.action})
+    missing = sorted({frame for clip in clips for frame in clip.frames if not frame.is_file()})
+    facts = {"frames": sum(len(clip.frames) for clip in clips)}
+    if actions:
+        facts["actions"] = f"{len(actions)} ({', '.join(actions[:8])}{' ...' if len(actions) > 8 else ''})"
+    return FolderReport("posetrack", {"clips " + split: n for split, n in sorted(counts.items())}, facts, missing)
+
+
+_IMAGE_SPLITS = ("train", "val", "test")
+
+
+def _imagefolder_sign(root: Path) -> bool:
+    from crossmedia.data.imagefolder import IMAGE_SUFFIXES
+
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    folders = [p for p in entries if p.is_dir()]
+    if len(folders) < len(entries):  # files beside the folders: another format's folder (images/, frames/ ...)
+        return False
+    return bool(folders) and any(f.suffix.lower() in IMAGE_SUFFIXES for d in folders for f in d.rglob("*"))
+
+
+def _imagefolder(root: Path) -> FolderReport:
+    from crossmedia.data.imagefolder import read_image_folder
+
+    splits = [s for s in _IMAGE_SPLITS if (root / s).is_dir()] or [None]
+    counts, classes = {}, set()
+    for split in splits:
+        _, labels, names = read_image_folder(root / split if split else root)
+        counts[split or "all"] = len(labels)
+        classes.add(names)
+    if len(classes) > 1:
+        raise ValueError(f"{root}: the splits have different class folders ({' / '.join(map(str, classes))}); "
+                         f"give every split the same classes")
+    names = next(iter(classes))
+    return FolderReport("imagefolder", counts, {"classes": f"{len(names)} ({', '.join(names[:8])}"
+                                                           f"{' ...' if len(names) > 8 else ''})"})
+
+
+FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], FolderReport]]] = {
+    "karpathy": (_karpathy_sign, _karpathy),
+    "deephash": (_deephash_sign, _deephash),
+    "eccv16": (_eccv16_sign, _eccv16),
+    "posetrack": (_posetrack_sign, _posetrack),
+    "imagefolder": (_imagefolder_sign, _imagefolder),
+}
+
+
+# functions
+
+
+def check_folder(root: str | Path) -> list[FolderReport]:
+    """A report per format whose sign is in ``root`` (empty: no supported format; see :func:`describe_contents`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    reports = []
+    for name, (sign, read) in FORMATS.items():
+        if not sign(root):
+            continue
+        try:
+            reports.append(read(root))
+        except (ValueError, LookupError, OSError) as error:  # the readers' format errors name file and field
+            reports.append(FolderReport(name, error=" ".join(str(error).split())))
+    return reports
+
+
+def describe_contents(root: str | Path) -> str:
+    """What is directly in ``root``: files by suffix and the number of sub-folders."""
+    entries = [p for p in Path(root).iterdir() if not p.name.startswith(".")]
+    suffixes = Counter(p.suffix.lower() or "(no suffix)" for p in entries if p.is_file())
+    folders = sum(p.is_dir() for p in entries)
+    parts = [f"{n} {suffix}" for suffix, n in suffixes.most_common()] + ([f"{folders} folder(s)"] if folders else [])
+    return ", ".join(parts) or "nothing"

@@ -1,0 +1,90 @@
+"""``crossmedia data check DIR``: the format found, items per split, classes / vocabulary and missing
+files of a user's folder, with nothing written; an unknown folder says what it holds and what is expected."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from crossmedia.data.check import check_folder
+from crossmedia.data.cli import main
+
+
+def _png(path, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(path)
+
+
+def _tree(root):
+    return sorted((p.relative_to(root).as_posix(), p.stat().st_mtime_ns) for p in root.rglob("*"))
+
+
+def test_a_karpathy_folder_reports_splits_vocabulary_and_the_missing_image(tmp_path, capsys):
+    root = tmp_path / "my captions"
+    words = ["red", "circle", "blue", "square", "big"]
+    entries, splits = [], ["train"] * 4 + ["val", "test", "test"]
+    for i in range(7):
+        if i != 6:  # the last image is missing
+            _png(root / "images" / f"{i}.png", i)
+        sentences = [{"tokens": ["a", words[i % 5], words[(i + k) % 5]], "raw": "x"} for k in range(5)]
+        entries.append({"filename": f"{i}.png", "split": splits[i], "sentences": sentences})
+    (root / "anything.json").write_text(json.dumps({"images": entries}))
+    before = _tree(root)
+    assert main(["check", str(root)]) == 1  # a missing file is not clean
+    out = capsys.readouterr().out
+    # 4 train images x 5 captions "a W_i W_(i+k)": 'a' 20 times; red, circle, blue, square 5 + 4 = 9 times each;
+    # 'big' (never W_i for a train image) 4 times, below 5 -> 5 words, + <eos> and <unk>
+    assert "karpathy: train 4, val 1, test 2" in out and "captions 35" in out
+    assert "vocabulary (words seen >= 5 times in train) 7" in out
+    assert "missing 1 file(s)" in out and "6.png" in out
+    assert _tree(root) == before
+    _png(root / "images" / "6.png", 6)
+    assert main(["check", str(root)]) == 0 and "every file it names is there" in capsys.readouterr().out
+
+
+def test_deephash_lists_and_an_image_folder_with_splits(tmp_path):
+    lists = tmp_path / "lists"
+    for split, n in (("train", 3), ("query", 2), ("database", 4)):
+        lines = []
+        for i in range(n):
+            _png(lists / "img" / f"{split}{i}.png")
+            lines.append(f"img/{split}{i}.png {' '.join('1' if c == i % 3 else '0' for c in range(3))}")
+        (lists / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    (lists / "img" / "query1.png").unlink()
+    [report] = check_folder(lists)
+    assert report.format == "deephash" and report.counts == {"train": 3, "query": 2, "database": 4}
+    assert [p.name for p in report.missing] == ["query1.png"] and "3" in str(report.facts)
+
+    folder = tmp_path / "pets"
+    for split, n in (("train", 3), ("val", 1)):
+        for cls in ("cat", "dog"):
+            for i in range(n):
+                _png(folder / split / cls / f"{i}.png")
+    [report] = check_folder(folder)
+    assert report.format == "imagefolder" and report.counts == {"train": 6, "val": 2} and report.ok
+    assert "2 (cat, dog)" in str(report.facts)
+    (folder / "val" / "bird").mkdir()
+    _png(folder / "val" / "bird" / "0.png")
+    [report] = check_folder(folder)
+    assert not report.ok and "different class folders" in report.error
+
+
+def test_a_folder_in_no_known_format_says_what_it_holds_and_what_is_expected(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "data.csv").write_text("a,b")
+    assert main(["check", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no supported format found" in err and "1 .txt" in err and "1 .csv" in err
+    assert "karpathy" in err and "deephash" in err and "imagefolder" in err and "posetrack" in err
+
+
+def test_a_malformed_file_is_reported_with_its_name(tmp_path):
+    (tmp_path / "train.txt").write_text("img/a.png 1 0\nimg/b.png one zero\n")
+    (tmp_path / "query.txt").write_text("")
+    (tmp_path / "database.txt").write_text("")
+    [report] = check_folder(tmp_path)
+    assert report.error and "train.txt" in report.error
+    with pytest.raises(FileNotFoundError):
+        check_folder(tmp_path / "nope")
