@@ -19,6 +19,7 @@ import copy
 import json
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 __all__ = ["COMMANDS", "classify_main", "train_and_test"]
@@ -53,12 +54,14 @@ def train_and_test(config: dict, *, seed: int, teacher=None, split: str = "test"
     if teacher is not None:
         model.attach_teacher(teacher)
     data = import_class(config["data"]["class_path"], part="data")(**data_args)
-    trainer_args = {k: v for k, v in (config.get("trainer") or {}).items() if k not in ("logger", "callbacks")}
-    trainer = pl.Trainer(**trainer_args, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", devices=1)
-    trainer.fit(model, datamodule=data)
-    run = trainer.test if split == "test" else trainer.validate
-    [result] = run(model, datamodule=data, verbose=False)
+    trainer_args = {k: v for k, v in (config.get("trainer") or {}).items()
+                    if k not in ("logger", "callbacks", "default_root_dir")}
+    with tempfile.TemporaryDirectory(prefix="crossmedia-seeds-") as scratch:  # sample pictures, not kept
+        trainer = pl.Trainer(**trainer_args, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, accelerator="cpu", devices=1, default_root_dir=scratch)
+        trainer.fit(model, datamodule=data)
+        run = trainer.test if split == "test" else trainer.validate
+        [result] = run(model, datamodule=data, verbose=False)
     return model.eval(), float(result[f"{split}/top1"])
 
 
