@@ -5,6 +5,7 @@ import torch
 from PIL import Image
 
 from crossmedia import zoo
+from crossmedia.tasks.hashing.centers import hash_centers
 from crossmedia.tasks.hashing.module import CSQModule, DSHModule
 
 
@@ -96,20 +97,32 @@ def test_hash_says_which_input_kind_a_model_takes():
 
 
 @pytest.mark.parametrize("cls", [CSQModule, DSHModule])
-def test_data_with_another_class_count_fails_at_setup_naming_both(cls, tmp_path, monkeypatch):
-    """Issue 11 item 12: digits has 10 classes; a model built for 8 stops at setup, before any
-    training step, and names both numbers and the init arg to change."""
+def test_data_with_another_class_count_is_taken_in_fit_and_refused_in_evaluation(cls, tmp_path, monkeypatch, caplog):
+    """Issue 18 (was issue 11 item 12): a recipe built for 8 classes fitted on digits (10) trains for
+    10, with new centers for CSQ, and says so; evaluating a model on data of another class count
+    stops before any step, naming both numbers and the init arg to change."""
+    import logging
+
     monkeypatch.setenv("CROSSMEDIA_DATA", str(tmp_path / "data"))
     from crossmedia.tasks.hashing.data import HashingDataModule
 
     model = cls(num_classes=8, bits=16, backbone="test_resnet", hidden=64)
-    steps = []
-    model.on_train_batch_start = lambda *args: steps.append(1)
     trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, default_root_dir=tmp_path)
+                         enable_model_summary=False, default_root_dir=tmp_path, limit_val_batches=0)
+    with caplog.at_level(logging.INFO):
+        trainer.fit(model, datamodule=HashingDataModule(dataset="digits", batch_size=32))
+    assert "has 10 classes, the model was configured for 8: training for 10" in caplog.text
+    assert model.hparams.num_classes == 10 and trainer.global_step == 1
+    if cls is CSQModule:
+        assert model.centers.shape == (10, 16)
+        assert torch.equal(model.centers, hash_centers(10, 16, seed=0))
+
+    evaluated = cls(num_classes=8, bits=16, backbone="test_resnet", hidden=64)
+    steps = []
+    evaluated.on_test_batch_start = lambda *args: steps.append(1)
     with pytest.raises(ValueError, match=r"has 10 classes but the model was built for 8 .*"
                                          r"--model.init_args.num_classes=10"):
-        trainer.fit(model, datamodule=HashingDataModule(dataset="digits", batch_size=32))
+        trainer.test(evaluated, datamodule=HashingDataModule(dataset="digits", batch_size=32))
     assert steps == []
 
 

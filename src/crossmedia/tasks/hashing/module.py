@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 
 from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
@@ -124,15 +125,27 @@ class HashingModule(TaskModule):
     # training
 
     def setup(self, stage: str) -> None:
-        """Refuse data whose label width differs from ``num_classes`` before any step runs."""
+        """Data whose label width differs from ``num_classes``: ``fit`` takes the data's (the only
+        sensible choice, e.g. a recipe run on one's own data; :meth:`take_num_classes`) and says so
+        in one line; evaluation refuses before any step runs, naming both numbers."""
         datamodule = self.trainer.datamodule
         found = getattr(datamodule, "num_classes", None)
-        if found is not None and int(found) != self.hparams.num_classes:
-            where = getattr(datamodule, "root", "the datamodule")
-            raise ValueError(f"the hashing data in {where} has {found} classes but the model was built for "
-                             f"{self.hparams.num_classes} (model.init_args.num_classes): set "
-                             f"--model.init_args.num_classes={found}, or give data with "
-                             f"{self.hparams.num_classes} classes")
+        if found is None or int(found) == self.hparams.num_classes:
+            return
+        where = getattr(datamodule, "root", "the datamodule")
+        if stage == "fit":
+            rank_zero_info(f"hashing: the data in {where} has {found} classes, the model was configured for "
+                           f"{self.hparams.num_classes}: training for {found} (model.init_args.num_classes)")
+            self.take_num_classes(int(found))
+            return
+        raise ValueError(f"the hashing data in {where} has {found} classes but the model was built for "
+                         f"{self.hparams.num_classes} (model.init_args.num_classes): set "
+                         f"--model.init_args.num_classes={found}, or give data with "
+                         f"{self.hparams.num_classes} classes")
+
+    def take_num_classes(self, num_classes: int) -> None:
+        """Rebuild what depends on the class count for ``num_classes`` (here: only the hyper-parameter)."""
+        self.hparams.num_classes = num_classes
 
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -187,6 +200,11 @@ class CSQModule(HashingModule):
         super().__init__(num_classes=num_classes, bits=bits, **kwargs)
         self.save_hyperparameters()
         self.register_buffer("centers", hash_centers(num_classes, bits, seed=center_seed))  # (C, bits)
+
+    def take_num_classes(self, num_classes: int) -> None:
+        """The hash centers are per class: new ones for ``num_classes`` (same seed, same rule)."""
+        super().take_num_classes(num_classes)
+        self.centers = hash_centers(num_classes, self.hparams.bits, seed=self.hparams.center_seed).to(self.centers)
 
     def loss(self, outputs, labels):
         targets = multilabel_centers(labels, self.centers, seed=self.hparams.center_seed)  # (B, bits)
