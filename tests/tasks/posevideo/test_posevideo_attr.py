@@ -110,8 +110,6 @@ def test_trainer_stage_one_trains_only_the_encoder_and_stage_two_only_the_genera
     assert not torch.equal(g0, _flat(e2e.generator)) and not torch.equal(e0, _flat(e2e.colour_net))
 
 
-@pytest.mark.skipif(not (__import__("pathlib").Path(__file__).parents[3] / "zoo/posevideo/pose-attr.yaml").is_file(),
-                    reason="the pose-attr card is not exported yet")
 def test_attributes_request_moves_the_hue(tiny_puppets):
     """The trained zoo entry: recolouring the top to the colour farthest from its own hue moves the generated
     top's hue toward the request, at the true pose (masks known) and through generate()."""

@@ -110,11 +110,11 @@ def load_clip_masks(clips: list[PoseClip], frames: int, size: int, root: Path) -
     meta = read_meta(root) or {}
     json_path = root / str(meta.get("file", "annotations.json"))
     images = json.loads(json_path.read_text(encoding="utf-8")).get("images", [])
-    mask_of = {(root / str(im["file_name"])).resolve(): im.get("mask_file") for im in images if "file_name" in im}
+    mask_of = {str(root / str(im["file_name"])): im.get("mask_file") for im in images if "file_name" in im}
     out = torch.empty(len(clips), frames, size, size, dtype=torch.uint8)
     for i, clip in enumerate(clips):
         for t, path in enumerate(clip.frames[:frames]):
-            name = mask_of.get(Path(path).resolve())
+            name = mask_of.get(str(path))  # frames are root / file_name (read_pose_folder)
             if not name:
                 raise ValueError(f"{json_path}: the image {path} has no 'mask_file'; masks=True needs per-frame "
                                  "label masks (the built-in puppets have them) -- set --data.init_args.masks false")
