@@ -78,6 +78,10 @@ def test_posetrack_action_labels_and_folders(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (lambda d: d["annotations"][1].update(keypoints=[1.0] * 50), r"annotations\[1\] field 'keypoints' must be 51"),
+    (lambda d: d["annotations"][1].update(keypoints=[True] + [1.0] * 50), r"annotations\[1\] field 'keypoints' must"),
+    (lambda d: d["annotations"][1].update(keypoints=["3"] + [1.0] * 50), r"annotations\[1\] field 'keypoints' must"),
+    (lambda d: d["annotations"][1].update(keypoints=[1e300] + [1.0] * 50), r"annotations\[1\] field 'keypoints' must"),
+    (lambda d: d["annotations"][1].update(keypoints=[None] + [1.0] * 50), r"annotations\[1\] field 'keypoints' must"),
     (lambda d: d["annotations"][2].update(image_id=5), r"annotations\[2\] field 'image_id' is 5, which is not"),
     (lambda d: d["annotations"][0].pop("track_id"), r"annotations\[0\] has no 'track_id' field"),
     (lambda d: d["images"][3].pop("vid_id"), r"images\[3\] \(id 10003420001\) has no 'vid_id' field"),
