@@ -240,3 +240,33 @@ def test_a_datamodule_that_declares_no_reduction_is_named(stub_trainer):
     model.trainer = stub_trainer("test", datamodule=SimpleNamespace())
     with pytest.raises(TypeError, match=r"declare reduction = 'max' or 'avg'.*SimpleNamespace with reduction=None"):
         model.test_step({}, 0)
+
+
+def test_a_users_folder_of_one_h5_under_any_name_trains_with_the_papers_splits(small_data, tmp_path, caplog):
+    """Issue 18: an eccv16 h5 of one's own, alone in a folder of any name (no meta.json, no split
+    file): read in place, 5 random 80/20 splits (seed 0) drawn and announced, nothing written."""
+    import logging
+    import shutil
+
+    from crossmedia.data.eccv16 import list_videos
+    from crossmedia.data.splits import make_splits
+
+    user = tmp_path / "my videos"
+    user.mkdir()
+    shutil.copy(next(small_data.glob("*.h5")), user / "recordings.h5")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in user.iterdir())
+    dm = SummarizationDataModule(dataset="whatever", root=str(user), reduction="max")
+    with caplog.at_level(logging.INFO):
+        dm.prepare_data()
+        dm.setup()
+    assert "has no split file: using 5 random 80/20 splits" in caplog.text
+    keys = [f"recordings/{v}" for v in list_videos(user / "recordings.h5")]
+    expected = make_splits(keys, num_splits=5, seed=0)
+    assert {item["key"] for item in dm.test_set} == {k for s in expected for k in s.test_keys}
+    first = next(item for item in dm.test_set if item["key"] in expected[0].test_keys)
+    assert bool(first["test_in"][0]) and not bool(first["train_in"][0])
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in user.iterdir()) == before
+    (user / "a_splits.json").write_text("[]")
+    (user / "b_splits.json").write_text("[]")
+    with pytest.raises(ValueError, match="a_splits.json, b_splits.json"):
+        SummarizationDataModule(dataset="whatever", root=str(user), reduction="max").setup()

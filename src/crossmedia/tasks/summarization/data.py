@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from crossmedia.core.paths import data_root
@@ -19,9 +20,18 @@ from crossmedia.core.task import TaskDataModule
 from crossmedia.data.eccv16 import Eccv16Dataset, parse_key
 from crossmedia.data.folder import read_meta
 from crossmedia.data.registry import ensure
-from crossmedia.data.splits import read_splits
+from crossmedia.data.splits import make_splits, read_splits
 
 __all__ = ["SummarizationDataModule"]
+
+
+def _own_splits_file(folder: Path) -> Path | None:
+    """The one ``*splits*.json|yml|yaml`` beside a folder's h5 files, if there is exactly one."""
+    found = sorted(p for p in folder.glob("*splits*") if p.suffix in (".json", ".yml", ".yaml"))
+    if len(found) > 1:
+        raise ValueError(f"{folder} holds several split files ({', '.join(p.name for p in found)}): pass "
+                         f"splits_file= the one to use")
+    return found[0] if found else None
 
 
 class _MaskedVideos(Dataset):
@@ -113,13 +123,21 @@ class SummarizationDataModule(TaskDataModule):
             raise FileNotFoundError(f"no .h5 file in {folder}: prepare it with `crossmedia data prepare "
                                     f"{self.hparams.dataset}`")
         splits_path = Path(self.hparams.splits_file) if self.hparams.splits_file else (
-            folder / meta["splits_file"] if meta.get("splits_file") else None)
-        if splits_path is None or not splits_path.is_file():
-            raise FileNotFoundError(f"no split file for {self.hparams.dataset!r} (looked for {splits_path}); pass "
+            folder / meta["splits_file"] if meta.get("splits_file") else _own_splits_file(folder))
+        if splits_path is not None and not splits_path.is_file():
+            raise FileNotFoundError(f"no split file for {self.hparams.dataset!r} at {splits_path}; pass "
                                     "splits_file= a JSON/YAML list of {train_keys, test_keys}")
         # other datasets may lack user summaries (OVP, YouTube): they are only trained on
         videos = Eccv16Dataset(h5_files, require_user_summary=False)
-        splits = read_splits(splits_path, known_keys=videos.keys)[: self.num_splits]
+        if splits_path is None:  # a user's folder of h5 files alone: the papers' protocol, drawn here
+            splits_path = folder / "(5 random 80/20 splits, seed 0)"
+            own = {f.stem for f in folder.glob("*.h5")}  # not the extra datasets' videos
+            splits = make_splits([k for k in videos.keys if parse_key(k)[0] in own], num_splits=self.num_splits, seed=0)
+            rank_zero_info(f"summarization: {folder} has no split file: using {self.num_splits} random 80/20 "
+                           f"splits of its videos (seed 0), the protocol of the SumMe/TVSum papers; pass "
+                           f"splits_file= to fix your own")
+        else:
+            splits = read_splits(splits_path, known_keys=videos.keys)[: self.num_splits]
         if len(splits) < self.num_splits:
             raise ValueError(f"{splits_path} has {len(splits)} splits, num_splits={self.num_splits}")
         canonical = {parse_key(k): k for k in videos.keys}
