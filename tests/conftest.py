@@ -127,3 +127,12 @@ def mini(hashing_data, tmp_path_factory):
         rows = [line.split(maxsplit=1) for line in (digits / f"{split}.txt").read_text().splitlines()[:n]]
         (root / f"{split}.txt").write_text("".join(f"{digits / path} {labels}\n" for path, labels in rows))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_puppets(tmp_path_factory):
+    """A tiny built-in ``puppets`` copy (27 clips x 16 frames, 3 per action: one each in train, val and test),
+    shared by the posevideo and classify tests."""
+    from crossmedia.data.builtin.puppets import make_puppets
+
+    return make_puppets(tmp_path_factory.mktemp("puppets") / "puppets", num_clips=27, frames=16, progress=False)
