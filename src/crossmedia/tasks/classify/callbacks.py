@@ -1,4 +1,4 @@
-"""Classification samples for people: validation images with their predicted and true classes.
+"""Classification samples for people: validation images (a clip's middle frame) with their predicted and true classes.
 
 Written to ``<run>/samples/`` and logged to W&B as media after each validation epoch.
 """
@@ -45,6 +45,8 @@ class ClassifySamples(MediaCallback):
         if trainer.sanity_checking or not trainer.is_global_zero or outputs is None or left <= 0:
             return
         images, labels = batch
+        if images.ndim == 5:
+            images = images[:, images.shape[1] // 2]  # (B, 3, S, S): a clip's middle frame
         self.kept.append((images[:left].cpu(), labels[:left].cpu(), outputs[:left].argmax(dim=1).cpu()))
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:

@@ -1,4 +1,4 @@
-"""Image classification LightningModule: one network, the loss chosen by ``distillation``.
+"""Image and clip classification LightningModule: one network, the loss chosen by ``distillation``.
 
 Yuan et al., "Revisiting Knowledge Distillation via Label Smoothing Regularization", CVPR 2020
 (arXiv 1909.11723). The student is any timm backbone with a linear head; its loss is one of
@@ -15,10 +15,15 @@ Yuan et al., "Revisiting Knowledge Distillation via Label Smoothing Regularizati
 The teacher is loaded through the zoo when fitting starts, frozen (eval mode, no gradients) and kept
 outside the module's parameters and weights, so a Tf-KD self model exports and loads exactly like
 the baseline. Evaluation: top-1 accuracy on the test split.
+
+Clips (B, T, 3, S, S) — the DataModule's ``kind="clips"``, e.g. the built-in puppets' 9 actions —
+are classified by the same network, its per-frame features averaged over time
+(:class:`~crossmedia.tasks.classify.models.ImageClassifierNet`), with every loss above unchanged.
 """
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -39,7 +44,7 @@ def _registry_load(name: str) -> nn.Module:
 
 
 class ClassifyModule(TaskModule):
-    """A single-label image classifier trained with CE, LS, KD or Tf-KD (module docstring).
+    """A single-label image or clip classifier trained with CE, LS, KD or Tf-KD (module docstring).
 
     Args:
         num_classes: K.
@@ -76,36 +81,47 @@ class ClassifyModule(TaskModule):
     # inference API
 
     def forward(self, images: Tensor) -> Tensor:
-        """Logits (B, K) of normalised images (B, 3, S, S)."""
+        """Logits (B, K) of normalised images (B, 3, S, S) or clips (B, T, 3, S, S)."""
         return self.net(images)
 
     def preprocess(self, images) -> Tensor:
-        """PIL images (one or a list) -> a normalised (N, 3, S, S) batch; tensors pass as they are."""
+        """PIL images (one or a list) -> a normalised (N, 3, S, S) batch; clips (a list of lists of PIL
+        frames, all of one length T) -> (N, T, 3, S, S); tensors of either shape pass as they are."""
         if isinstance(images, Tensor):
-            if images.ndim != 4 or images.shape[1] != 3:
-                raise TypeError(f"classify takes PIL images or a normalised (N, 3, H, W) tensor; "
-                                f"got a tensor of shape {tuple(images.shape)}")
+            if images.ndim not in (4, 5) or images.shape[-3] != 3:
+                raise TypeError(f"classify takes PIL images, clips (lists of PIL frames) or a normalised "
+                                f"(N, 3, H, W) / (N, T, 3, H, W) tensor; got a tensor of shape {tuple(images.shape)}")
             return images.to(self.device)
         from PIL import Image
         from torchvision.transforms import functional as F
 
         items = [images] if not isinstance(images, (list, tuple)) else list(images)
-        bad = next((item for item in items if not isinstance(item, Image.Image)), None)
+        frames = items
+        if items and all(isinstance(item, (list, tuple)) for item in items):  # clips: lists of PIL frames
+            lengths = sorted({len(clip) for clip in items})
+            if len(lengths) != 1 or lengths[0] == 0:
+                raise TypeError(f"classify's clips must all have the same number of frames (at least one); "
+                                f"got clips of {lengths} frames")
+            frames = [frame for clip in items for frame in clip]
+        bad = next((frame for frame in frames if not isinstance(frame, Image.Image)), None)
         if bad is not None:
-            raise TypeError(f"classify takes PIL images (one or a list) or a tensor; got a {type(bad).__name__}")
+            raise TypeError(f"classify takes PIL images (one or a list), clips (a list of lists of PIL frames) "
+                            f"or a tensor; got a {type(bad).__name__}")
         size = [self.hparams.image_size] * 2
         batch = torch.stack([F.normalize(F.to_tensor(F.resize(im.convert("RGB"), size)), _MEAN, _STD)
-                             for im in items])  # (N, 3, S, S)
+                             for im in frames])  # (N, 3, S, S), clips: (N T, 3, S, S)
+        if frames is not items:
+            batch = rearrange(batch, "(n t) c h w -> n t c h w", n=len(items))  # (N, T, 3, S, S)
         return batch.to(self.device)
 
     @torch.no_grad()
     def probabilities(self, images) -> Tensor:
-        """Class probabilities (N, K) of PIL images or a normalised tensor batch."""
+        """Class probabilities (N, K) of PIL images, clips of PIL frames or a normalised tensor batch."""
         with eval_mode(self):
             return self(self.preprocess(images)).softmax(dim=1)
 
     def classify(self, images) -> list[str]:
-        """The class name of each image (PIL images or a normalised tensor batch)."""
+        """The class name of each image or clip (PIL images, clips of PIL frames or a normalised tensor batch)."""
         names = self.hparams.class_names or [str(i) for i in range(self.hparams.num_classes)]
         return [names[i] for i in self.probabilities(images).argmax(dim=1).tolist()]
 
