@@ -70,7 +70,7 @@ def test_both_stages_losses_fall(tiny_puppets):
     opt = model.configure_optimizers()
     real, _ = garment_colours(batch["source"], batch["source_mask"])
     colour, l1 = [], []
-    for _ in range(15):  # stage 1: the colour slots
+    for _ in range(10):  # stage 1: the colour slots
         loss = (model.colours(batch["source"]) - real).abs().mean()
         opt.zero_grad()
         loss.backward()
@@ -79,7 +79,7 @@ def test_both_stages_losses_fall(tiny_puppets):
     assert colour[-1] < 0.7 * colour[0], colour  # 0.55 -> 0.32
     model.colour_net.requires_grad_(False)
     before = [p.detach().clone() for p in model.colour_net.parameters()]
-    for _ in range(15):  # stage 2: the generator, the encoder frozen
+    for _ in range(10):  # stage 2: the generator, the encoder frozen
         fake = model.render(batch["source"], batch["target_keypoints"])
         loss = (fake - batch["target"]).abs().mean()
         opt.zero_grad()
@@ -95,18 +95,18 @@ def _flat(net: torch.nn.Module) -> torch.Tensor:
 
 
 def test_trainer_stage_one_trains_only_the_encoder_and_stage_two_only_the_generator(tiny_puppets):
-    dm = _dm(tiny_puppets)  # 9 training clips, batches of 8: 2 steps per epoch
+    dm = _dm(tiny_puppets)  # 9 training clips, batches of 8: 2 steps per epoch; one step each here
     first = PoseAttr(base=8, colour_base=8, estimator=None, psgan=None, encoder_epochs=1)
     g0, e0 = _flat(first.generator), _flat(first.colour_net)
-    _fit(first, dm, 2)  # epoch 0: stage 1
+    _fit(first, dm, 1)  # epoch 0: stage 1
     assert torch.equal(g0, _flat(first.generator)) and not torch.equal(e0, _flat(first.colour_net))
     second = PoseAttr(base=8, colour_base=8, estimator=None, psgan=None, encoder_epochs=0)  # stage 2 at once
     g0, e0 = _flat(second.generator), _flat(second.colour_net)
-    _fit(second, dm, 2)
+    _fit(second, dm, 1)
     assert not torch.equal(g0, _flat(second.generator)) and torch.equal(e0, _flat(second.colour_net))
     e2e = PoseAttr(base=8, colour_base=8, estimator=None, psgan=None, two_stage=False, colour_augment=False)
     g0, e0 = _flat(e2e.generator), _flat(e2e.colour_net)
-    _fit(e2e, dm, 2)  # the baseline trains both at once
+    _fit(e2e, dm, 1)  # the baseline trains both at once
     assert not torch.equal(g0, _flat(e2e.generator)) and not torch.equal(e0, _flat(e2e.colour_net))
 
 
