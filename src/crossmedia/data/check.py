@@ -143,11 +143,9 @@ def _eccv16(root: Path) -> FolderReport:
 
 
 def _posetrack_sign(root: Path) -> bool:
-    for path in sorted(root.glob("*.json")):
-        head = path.open(encoding="utf-8", errors="replace").read(1 << 16)
-        if '"keypoints"' in head or ('"annotations"' in head and '"vid_id"' in head):
-            return True
-    return False
+    from crossmedia.data.poseclips import looks_like_pose_json
+
+    return any(looks_like_pose_json(path) for path in sorted(root.glob("*.json")))
 
 
 def _posetrack(root: Path) -> FolderReport:

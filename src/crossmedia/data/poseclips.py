@@ -12,17 +12,55 @@ from pathlib import Path
 
 from crossmedia.data.folder import read_meta
 from crossmedia.data.posetrack import PoseClip, read_posetrack
+from crossmedia.data.registry import register_folder_format
 
-__all__ = ["SPLITS", "read_pose_folder", "clip_splits", "even_frames"]
+__all__ = ["SPLITS", "looks_like_pose_json", "pose_json", "read_pose_folder", "clip_splits", "even_frames"]
 
 SPLITS = ("train", "val", "test")
 
 
-def read_pose_folder(root: Path) -> tuple[list[PoseClip], list[str]]:
-    """The clips of a prepared pose folder and its action names (``meta.json``'s ``actions`` when it
-    lists them, else the sorted set of the clips' actions)."""
+def looks_like_pose_json(path: Path) -> bool:
+    """A cheap sign (the first 64 kB) that ``path`` is a PoseTrack / COCO keypoint JSON: it names
+    ``keypoints``, or video frames (``vid_id`` / ``frame_id``, which PoseTrack's images list first)."""
+    if path.name == "meta.json" or path.suffix != ".json":
+        return False
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        head = handle.read(1 << 16)
+    return '"keypoints"' in head or '"frame_id"' in head or '"vid_id"' in head
+
+
+def pose_json(root: Path) -> Path:
+    """The keypoint JSON of a pose folder: the one ``meta.json`` names in ``file``, else
+    ``annotations.json``, else the one ``*.json`` of a user's folder (any name) that holds
+    ``keypoints``; several candidates or none raise, naming what is there."""
     meta = read_meta(root) or {}
-    json_path = root / str(meta.get("file", "annotations.json"))
+    if meta.get("file") or (root / "annotations.json").is_file():
+        return root / str(meta.get("file", "annotations.json"))
+    found = [path for path in sorted(Path(root).glob("*.json")) if looks_like_pose_json(path)]
+    if len(found) != 1:
+        named = ", ".join(path.name for path in found) or "none"
+        raise FileNotFoundError(f"{root}: expected one PoseTrack / COCO-17 keypoint JSON (images[], annotations[] "
+                                f"with keypoints, an action per video), found {named}; keep one, or name it "
+                                f"annotations.json")
+    return found[0]
+
+
+@register_folder_format("posetrack")
+def users_pose_folder(root: Path) -> bool:
+    """``root`` is a user's pose folder (no ``meta.json``, a keypoint JSON of any name), used as it is
+    (with several, :func:`pose_json` says which it found when the folder is read)."""
+    if read_meta(root) is not None or not Path(root).is_dir():
+        return False
+    return any(looks_like_pose_json(path) for path in Path(root).glob("*.json"))
+
+
+def read_pose_folder(root: Path) -> tuple[list[PoseClip], list[str]]:
+    """The clips of a pose folder (prepared, or a user's with one keypoint JSON of any name:
+    :func:`pose_json`) and its action names (``meta.json``'s ``actions`` when it lists them, else
+    the sorted set of the clips' actions)."""
+    root = Path(root)
+    meta = read_meta(root) or {}
+    json_path = pose_json(root)
     clips = read_posetrack(json_path, frame_root=root)
     unlabelled = [c.video_id for c in clips if c.action is None]
     if unlabelled:

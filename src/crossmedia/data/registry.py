@@ -49,6 +49,7 @@ _REGISTERING_MODULES = (  # imported by name the first time the registry is aske
     "crossmedia.data.cub",
     "crossmedia.data.eccv16_releases",
     "crossmedia.data.penn_action",
+    "crossmedia.data.poseclips",
 )
 
 

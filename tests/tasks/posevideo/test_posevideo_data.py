@@ -65,3 +65,20 @@ def test_too_long_clip_request_names_the_clip(tiny_puppets):
     dm = PoseVideoDataModule(dataset="puppets", root=str(tiny_puppets), frames=17)
     with pytest.raises(ValueError, match="fewer than frames=17"):
         dm.setup()
+
+
+def test_a_users_pose_folder_with_a_json_of_any_name_is_read_in_place(tiny_puppets, tmp_path):
+    """Issue 18: a PoseTrack-style JSON of one's own name beside its frames, no meta.json, under the
+    default dataset name: read as it is (no built-in generated into it), the folder left untouched."""
+    import shutil
+
+    user = tmp_path / "my poses"
+    shutil.copytree(tiny_puppets / "frames", user / "frames")
+    shutil.copy(tiny_puppets / "annotations.json", user / "gym_session.json")
+    before = sorted((p.relative_to(user).as_posix(), p.stat().st_mtime_ns) for p in user.rglob("*"))
+    dm = _dm(user, mode="clips")
+    assert sum(len(d) for d in dm.datasets.values()) == 27 and len(dm.actions) == 9
+    assert sorted((p.relative_to(user).as_posix(), p.stat().st_mtime_ns) for p in user.rglob("*")) == before
+    shutil.copy(user / "gym_session.json", user / "second.json")
+    with pytest.raises(FileNotFoundError, match="gym_session.json, second.json"):
+        _dm(user, mode="clips")

@@ -38,54 +38,15 @@ from tqdm import tqdm
 from crossmedia.core.paths import data_root
 from crossmedia.core.task import SplitLoaders, TaskDataModule
 from crossmedia.data.folder import read_meta
-from crossmedia.data.posetrack import PoseClip, read_posetrack
+from crossmedia.data.poseclips import SPLITS, clip_splits, read_pose_folder
+from crossmedia.data.posetrack import PoseClip
 from crossmedia.data.registry import ensure
 
 __all__ = ["PoseVideoDataModule", "PoseClipDataset", "eval_pairs", "read_pose_folder", "load_clip_frames",
            "load_clip_masks"]
 
-SPLITS = ("train", "val", "test")
 MODES = ("clips", "frames")
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
-
-
-def read_pose_folder(root: Path) -> tuple[list[PoseClip], list[str]]:
-    """The clips of a prepared pose folder and its action names (``meta.json``'s ``actions`` when it
-    lists them, else the sorted set of the clips' actions)."""
-    meta = read_meta(root) or {}
-    json_path = root / str(meta.get("file", "annotations.json"))
-    clips = read_posetrack(json_path, frame_root=root)
-    unlabelled = [c.video_id for c in clips if c.action is None]
-    if unlabelled:
-        raise ValueError(f"{json_path}: {len(unlabelled)} video(s) have no action label (first: {unlabelled[0]!r}); "
-                         "give each video an 'action' in the top-level 'videos' list or on its images")
-    actions = list(meta.get("actions") or sorted({c.action for c in clips}))
-    unknown = sorted({c.action for c in clips} - set(actions))
-    if unknown:
-        raise ValueError(f"{json_path}: actions {unknown} are not in meta.json's 'actions' list {actions}")
-    return clips, actions
-
-
-def _split_of(clips: list[PoseClip], root: Path) -> dict[str, list[int]]:
-    """Clip indices per split: the clips' own ``split`` fields (all of them, or none: then every
-    10th clip from the 2nd is val and from the 3rd test, the rest train)."""
-    given = [c.split for c in clips]
-    if all(s is None for s in given):
-        given = ["val" if i % 10 == 1 else "test" if i % 10 == 2 else "train" for i in range(len(clips))]
-    elif any(s is None for s in given):
-        missing = next(c.video_id for c in clips if c.split is None)
-        raise ValueError(f"{root}: some videos have a split and some do not (first without: {missing!r}); "
-                         "give every video a 'split' or none")
-    bad = sorted({s for s in given} - set(SPLITS))
-    if bad:
-        raise ValueError(f"{root}: unknown split(s) {bad}; expected {SPLITS}")
-    out = {split: [i for i, s in enumerate(given) if s == split] for split in SPLITS}
-    if not out["val"]:
-        out["val"] = out["test"]
-    for split in ("train", "test"):
-        if not out[split]:
-            raise ValueError(f"{root}: no '{split}' clips; a pose folder needs train and test videos")
-    return out
 
 
 def load_clip_frames(clips: list[PoseClip], frames: int, size: int, *, progress: bool = False) -> torch.Tensor:
@@ -237,7 +198,7 @@ class PoseVideoDataModule(SplitLoaders, TaskDataModule):
             raise ValueError(f"{self.root}: {len(short)} clip(s) have fewer than frames={hp.frames} frames "
                              f"(first: {short[0]!r}); lower --data.init_args.frames")
         action_id = {a: i for i, a in enumerate(self.actions)}
-        for split, members in _split_of(clips, self.root).items():
+        for split, members in clip_splits(clips, self.root).items():
             if split not in wanted or split in self.datasets:
                 continue
             if split != "train" and hp.eval_clips is not None:
