@@ -15,6 +15,7 @@ from crossmedia.data.builtin import scenes
 from crossmedia.data.builtin.spoken_scenes import VOICES, make_spoken_scenes, spoken_scenes_ready, voice_of
 from crossmedia.data.karpathy import CaptionedImage, read_caption_folder, read_karpathy, verify_images
 from crossmedia.data.registry import ensure
+from crossmedia.data import espeak
 from crossmedia.data.speech import (Speaker, SpeechFormatError, SpeechSynthesisError, SpokenImage, read_spoken_folder,
                                     read_spoken_karpathy, read_wav_folder, verify_audio)
 
@@ -60,10 +61,10 @@ def test_speaker_errors_name_the_problem(monkeypatch):
         speaker.speak("a red circle", speed=1000)
     with pytest.raises(ValueError, match="empty"):
         speaker.speak("  ")
-    monkeypatch.setattr(speech, "_ENGINE", None)
-    monkeypatch.setattr(speech._Engine, "_locate", staticmethod(lambda: ("/nonexistent/libespeak-ng.so", None)))
+    monkeypatch.setattr(espeak, "_ENGINE", None)  # the library this process would load (the speaking process's too)
+    monkeypatch.setattr(espeak._Engine, "_locate", staticmethod(lambda: ("/nonexistent/libespeak-ng.so", None)))
     with pytest.raises(SpeechSynthesisError, match="cannot load the eSpeak NG library /nonexistent"):
-        speaker.speak("a red circle")
+        Speaker(isolate=False).speak("a red circle")
 
 
 # the built-in spoken-scenes

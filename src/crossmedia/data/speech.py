@@ -11,10 +11,15 @@ resampled to 16 kHz by :func:`crossmedia.data.audio.resample` (polyphase, 320/44
 eSpeak keeps state from one utterance to the next that its API cannot reset (the pitch
 "flutter" phase and the noise generators are static variables; ``espeak_Terminate`` and
 re-initialising do not clear them), so the same sentence spoken twice in one process differs by
-a few samples. For identical samples, every utterance is synthesised in a child process forked
-from the parent, whose library was initialised once and has never spoken: each utterance starts
-from the same state (about 15 ms per utterance for the fork). Where ``os.fork`` does not exist
-(Windows) the parent speaks itself and repeated sentences may differ slightly.
+a few samples. For identical samples, every utterance is synthesised in a child forked from one
+small *speaking process* (spawned once per Python process; it imports only
+:mod:`crossmedia.data.espeak`), whose library was initialised once and has never spoken: each
+utterance starts from the same state, and the fork copies a small process (about a millisecond;
+forking a 2 GB training or test process took tens). Within one Python process the same request
+gives the same samples; two processes may differ by a few samples, as eSpeak's initialisation
+itself is not repeatable (measured: two fresh processes, one sentence, two digests). Where
+``os.fork`` does not exist (Windows) this process speaks itself and repeated sentences may differ
+slightly.
 
 **Datasets.** A spoken-caption dataset is an image-caption dataset plus a recording of (some of)
 its captions. Two layouts are read:
@@ -33,13 +38,12 @@ Both give :class:`SpokenImage` records (a :class:`~crossmedia.data.karpathy.Capt
 """
 from __future__ import annotations
 
-import ctypes
 import json
+import multiprocessing
 import os
-import threading
-import warnings
 import wave
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,7 @@ import numpy as np
 from tqdm import tqdm
 
 from crossmedia.data.audio import resample
+from crossmedia.data.espeak import _LOCK, SpeechSynthesisError, _engine, _Engine, synthesise_isolated  # noqa: F401
 from crossmedia.data.folder import read_meta
 from crossmedia.data.karpathy import CaptionedImage, read_karpathy
 
@@ -55,20 +60,6 @@ __all__ = ["SAMPLE_RATE", "SpeechSynthesisError", "Speaker", "SpeechFormatError"
            "read_spoken_karpathy", "read_spoken_folder", "read_wav_folder", "verify_audio"]
 
 SAMPLE_RATE = 16000  # of every spoken-caption corpus we read, and of what Speaker returns
-
-# eSpeak NG API constants (speak_lib.h)
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_INITIALIZE_DONT_EXIT = 0x8000
-_POS_CHARACTER = 1
-_CHARS_UTF8 = 1
-_RATE, _PITCH = 1, 3  # espeak_PARAMETER
-_STATUS = {1: "buffer full", 2: "not found", -1: "internal error"}
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-
-
-class SpeechSynthesisError(RuntimeError):
-    """eSpeak NG cannot be loaded or cannot speak a request; the message says why and the fix."""
-
 
 class SpeechFormatError(ValueError):
     """A spoken-caption file is malformed; the message names the file, the entry (or line) and the field."""
@@ -81,108 +72,19 @@ class SpokenImage(CaptionedImage):
     audio: list[Path | None]
 
 
-# helpers: the eSpeak NG library, loaded and initialised once per process
+_SPEAKER_PROCESS: tuple[int, ProcessPoolExecutor] | None = None  # (owner pid, executor)
 
 
-class _Engine:
-    """The process's eSpeak NG library, initialised (never used to speak when utterances are forked)."""
-
-    def __init__(self) -> None:
-        library_path, data_path = self._locate()
-        try:
-            self.lib = ctypes.CDLL(library_path)
-        except OSError as error:
-            raise SpeechSynthesisError(f"cannot load the eSpeak NG library {library_path} ({error}); reinstall it: "
-                                       f"pip install --force-reinstall espeakng-loader") from error
-        lib = self.lib
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_Initialize.restype = ctypes.c_int
-        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        for name in ("espeak_SetVoiceByName", "espeak_SetParameter", "espeak_Synth", "espeak_Synchronize"):
-            getattr(lib, name).restype = ctypes.c_int
-        self.rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_DONT_EXIT)
-        if self.rate <= 0:
-            raise SpeechSynthesisError(f"eSpeak NG ({library_path}) failed to initialise with its voice data "
-                                       f"{data_path!r}; reinstall it: pip install --force-reinstall espeakng-loader")
-        self.chunks: list[np.ndarray] = []
-        self.callback = _SynthCallback(self._collect)  # kept referenced: the library calls it
-        lib.espeak_SetSynthCallback(self.callback)
-
-    @staticmethod
-    def _locate() -> tuple[str, bytes | None]:
-        try:
-            import espeakng_loader
-        except ImportError:
-            from ctypes.util import find_library
-
-            system = find_library("espeak-ng")
-            if system is None:
-                raise SpeechSynthesisError("eSpeak NG is not installed: pip install espeakng-loader (it bundles the "
-                                           "library and its voices), or install libespeak-ng") from None
-            return system, None
-        return espeakng_loader.get_library_path(), espeakng_loader.get_data_path().encode()
-
-    def _collect(self, wav: Any, count: int, events: Any) -> int:
-        if count > 0:
-            self.chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
-        return 0  # 0: go on synthesising
-
-    def synthesise(self, text: str, voice: str, speed: int, pitch: int) -> tuple[int, np.ndarray]:
-        """(status, int16 samples at ``self.rate``): status 0, or 1 for an unknown voice, 2 for a failed synthesis."""
-        self.chunks = []
-        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            return 1, np.zeros(0, np.int16)
-        self.lib.espeak_SetParameter(_RATE, int(speed), 0)
-        self.lib.espeak_SetParameter(_PITCH, int(pitch), 0)
-        data = text.encode("utf-8")
-        if self.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None) != 0:
-            return 2, np.zeros(0, np.int16)
-        self.lib.espeak_Synchronize()
-        return 0, np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
-
-    def synthesise_forked(self, text: str, voice: str, speed: int, pitch: int) -> tuple[int, np.ndarray]:
-        """:meth:`synthesise` in a forked child, so this process's library state never changes."""
-        read_end, write_end = os.pipe()
-        with warnings.catch_warnings():  # Python >= 3.12 warns on fork with threads; the child only runs eSpeak
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # the child: speak, send (status, samples), exit without Python's clean-up
-            code = 3
-            try:
-                os.close(read_end)
-                status, samples = self.synthesise(text, voice, speed, pitch)
-                payload = np.int64(status).tobytes() + samples.astype("<i2").tobytes()
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(write_end, view):]
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        parts = []
-        with os.fdopen(read_end, "rb") as pipe:
-            while chunk := pipe.read(1 << 20):
-                parts.append(chunk)
-        _, exit_status = os.waitpid(pid, 0)
-        payload = b"".join(parts)
-        if exit_status != 0 or len(payload) < 8:
-            return 2, np.zeros(0, np.int16)
-        return int(np.frombuffer(payload[:8], np.int64)[0]), np.frombuffer(payload[8:], "<i2").copy()
-
-
-_ENGINE: _Engine | None = None  # a forked process (a DataLoader worker) inherits it, still unused
-_LOCK = threading.Lock()
-
-
-def _engine() -> _Engine:
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = _Engine()
-    return _ENGINE
+def _speaking_process() -> ProcessPoolExecutor:
+    """This process's speaking process: one small spawned process (it imports only
+    :mod:`crossmedia.data.espeak`) whose library is initialised once and never speaks; every
+    utterance is synthesised in a child it forks. Forking it costs a millisecond, where forking
+    this process (torch loaded, often 2 GB resident) cost tens and was most of a dataset's time."""
+    global _SPEAKER_PROCESS
+    if _SPEAKER_PROCESS is None or _SPEAKER_PROCESS[0] != os.getpid():  # none yet, or inherited by a fork
+        _SPEAKER_PROCESS = (os.getpid(), ProcessPoolExecutor(max_workers=1,
+                                                             mp_context=multiprocessing.get_context("spawn")))
+    return _SPEAKER_PROCESS[1]
 
 
 # helpers: reading
@@ -225,15 +127,36 @@ class Speaker:
 
         Returns (mono float32 waveform in [-1, 1], ``self.sample_rate``); int16 samples s become s / 32768.
         """
+        request = self._checked(text, voice, speed, pitch)
+        if self.isolate:
+            return self._finish(request, *_speaking_process().submit(synthesise_isolated, request).result())
+        with _LOCK:
+            engine = _engine()
+            status, samples = engine.synthesise(*request)
+            rate = engine.rate
+        return self._finish(request, status, samples, rate)
+
+    def speak_many(self, requests: Iterable[tuple[str, str, int, int]]) -> Iterator[tuple[np.ndarray, int]]:
+        """:meth:`speak` of each ``(text, voice, speed, pitch)``, in order: the same samples, sent to
+        the speaking process in chunks (a dataset's thousands of utterances)."""
+        requests = [self._checked(*request) for request in requests]
+        if not self.isolate:
+            yield from (self.speak(*request) for request in requests)
+            return
+        for request, result in zip(requests, _speaking_process().map(synthesise_isolated, requests, chunksize=32)):
+            yield self._finish(request, *result)
+
+    @staticmethod
+    def _checked(text: str, voice: str, speed: int, pitch: int) -> tuple[str, str, int, int]:
         if not text.strip():
             raise ValueError("Speaker.speak needs some text, got an empty string")
         if not 80 <= speed <= 450 or not 0 <= pitch <= 100:
             raise ValueError(f"speed must be 80-450 words per minute and pitch 0-100, got speed={speed}, pitch={pitch}")
-        with _LOCK:
-            engine = _engine()
-            run = engine.synthesise_forked if self.isolate else engine.synthesise
-            status, samples = run(text, voice, speed, pitch)
-            rate = engine.rate
+        return text, voice, int(speed), int(pitch)
+
+    def _finish(self, request: tuple[str, str, int, int], status: int, samples: np.ndarray,
+                rate: int) -> tuple[np.ndarray, int]:
+        text, voice = request[:2]
         if status == 1:
             raise SpeechSynthesisError(f"eSpeak NG has no voice {voice!r}; use a language such as 'en', 'en-us', "
                                        f"'en-gb-scotland', optionally with a variant: 'en+f3', 'en-us+m3'")

@@ -120,18 +120,19 @@ def make_spoken_scenes(root: str | Path, *, seed: int = 0, progress: bool = True
         audio_dir.mkdir(exist_ok=True)
         for stale in audio_dir.glob("*.wav"):  # a previous, larger or other-seed run
             stale.unlink()
-        speaker, seconds = Speaker(), 0.0
-        for entry in tqdm(entries, desc="spoken-scenes: speaking captions", disable=not progress):
-            for k, sentence in enumerate(entry["sentences"]):
-                fields: dict[str, Any] = {"audio": None, "voice": None, "speed": None, "pitch": None}
-                if k < spoken_per_image:
-                    voice, speed, pitch = voice_of(seed, entry["imgid"], k)
-                    waveform, rate = speaker.speak(sentence["raw"], voice=voice, speed=speed, pitch=pitch)
-                    name = f"audio/{entry['imgid']:05d}_{k}.wav"
-                    write_wav(root / name, waveform, rate)
-                    seconds += len(waveform) / rate
-                    fields = {"audio": name, "voice": voice, "speed": speed, "pitch": pitch}
-                sentence.update(fields)
+        seconds = 0.0
+        spoken = [(entry, k, sentence, *voice_of(seed, entry["imgid"], k)) for entry in entries
+                  for k, sentence in enumerate(entry["sentences"][:spoken_per_image])]
+        waves = Speaker().speak_many((sentence["raw"], voice, speed, pitch) for _, _, sentence, voice, speed, pitch in spoken)
+        for (entry, k, sentence, voice, speed, pitch), (waveform, rate) in tqdm(
+                zip(spoken, waves), total=len(spoken), desc="spoken-scenes: speaking captions", disable=not progress):
+            name = f"audio/{entry['imgid']:05d}_{k}.wav"
+            write_wav(root / name, waveform, rate)
+            seconds += len(waveform) / rate
+            sentence.update({"audio": name, "voice": voice, "speed": speed, "pitch": pitch})
+        for entry in entries:
+            for sentence in entry["sentences"][spoken_per_image:]:
+                sentence.update({"audio": None, "voice": None, "speed": None, "pitch": None})
         partial = root / (JSON_NAME + ".partial")
         partial.write_text(json.dumps({"images": entries, "dataset": "scenes-spoken"}) + "\n", encoding="utf-8")
         os.replace(partial, root / JSON_NAME)
