@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when a test loads this file by path
-from _timing import best_time  # noqa: E402
+from _timing import best_time, training_step  # noqa: E402
 
 from crossmedia.tasks.caption.data import CaptionDataModule  # noqa: E402
 from crossmedia.tasks.caption.reward import CaptionReward  # noqa: E402
@@ -42,16 +42,7 @@ def make_step(datamodule: CaptionDataModule, method: type, batch: dict):
     model.train()
     model.on_train_epoch_start()               # RL stage: encoder frozen in eval mode
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-5)
-
-    def step() -> float:
-        torch.manual_seed(1)
-        loss = model.training_step(batch, 0)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    return step
+    return training_step(model, optimizer, batch, seed=1)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when a test loads this file by path
-from _timing import best_time  # noqa: E402
+from _timing import best_time, training_step  # noqa: E402
 
 from crossmedia.tasks.classify.data import ClassifyDataModule  # noqa: E402
 from crossmedia.tasks.classify.module import ClassifyModule  # noqa: E402
@@ -30,15 +30,7 @@ def make_step(distillation: str, batch):
     model.log = lambda *args, **kwargs: None  # no Trainer in a benchmark
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-
-    def step() -> float:
-        loss = model.training_step(batch, 0)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss.item()
-
-    return step
+    return training_step(model, optimizer, batch)
 
 
 def main() -> None:
