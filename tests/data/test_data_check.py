@@ -88,3 +88,18 @@ def test_a_malformed_file_is_reported_with_its_name(tmp_path):
     assert report.error and "train.txt" in report.error
     with pytest.raises(FileNotFoundError):
         check_folder(tmp_path / "nope")
+
+
+def test_an_eccv16_file_is_read_video_by_video(tmp_path):
+    import shutil
+
+    from crossmedia.data.builtin.videosumm import make_videosumm
+
+    made = make_videosumm(tmp_path / "made", variant="summe", seed=1, dim=16, num_videos=3, progress=False)
+    (tmp_path / "mine").mkdir()
+    shutil.copy(made, tmp_path / "mine" / "trip.h5")
+    [report] = check_folder(tmp_path / "mine")
+    assert report.format == "eccv16" and report.counts == {"trip.h5": 3} and report.ok
+    (tmp_path / "mine" / "trip.h5").write_bytes(b"not hdf5")
+    [report] = check_folder(tmp_path / "mine")
+    assert not report.ok and "trip.h5" in report.error

@@ -131,13 +131,14 @@ def _eccv16_sign(root: Path) -> bool:
 
 
 def _eccv16(root: Path) -> FolderReport:
-    from crossmedia.data.eccv16 import list_videos, read_video
+    from crossmedia.data.eccv16 import list_videos, open_eccv16, read_video
 
     counts = {}
     for path in sorted(root.glob("*.h5")):
-        videos = list_videos(path)
-        for key in videos:
-            read_video(path, key)  # every field checked; an error names the file, the video and the field
+        with open_eccv16(path) as handle:  # opened once per file, not once per video
+            videos = list_videos(handle)
+            for key in videos:
+                read_video(handle, key)  # every field checked; an error names the file, the video and the field
         counts[path.name] = len(videos)
     return FolderReport("eccv16", counts, {"unit": "videos per file"})
 

@@ -118,7 +118,8 @@ class SummarizationDataModule(TaskDataModule):
         folder = self._folder()
         meta = read_meta(folder) or {}
         extra = [f for d in self.hparams.extra_datasets or [] for f in sorted(self._folder(d).glob("*.h5"))]
-        h5_files = sorted(folder.glob("*.h5")) + extra
+        own_files = sorted(folder.glob("*.h5"))
+        h5_files = own_files + extra
         if not h5_files:
             raise FileNotFoundError(f"no .h5 file in {folder}: prepare it with `crossmedia data prepare "
                                     f"{self.hparams.dataset}`")
@@ -131,7 +132,7 @@ class SummarizationDataModule(TaskDataModule):
         videos = Eccv16Dataset(h5_files, require_user_summary=False)
         if splits_path is None:  # a user's folder of h5 files alone: the papers' protocol, drawn here
             splits_path = folder / "(5 random 80/20 splits, seed 0)"
-            own = {f.stem for f in folder.glob("*.h5")}  # not the extra datasets' videos
+            own = {f.stem for f in own_files}  # not the extra datasets' videos
             splits = make_splits([k for k in videos.keys if parse_key(k)[0] in own], num_splits=self.num_splits, seed=0)
             rank_zero_info(f"summarization: {folder} has no split file: using {self.num_splits} random 80/20 "
                            f"splits of its videos (seed 0), the protocol of the SumMe/TVSum papers; pass "
