@@ -309,11 +309,14 @@ data:
         config="""seed_everything: 0
 model:
   class_path: crossmedia.tasks.classify.module.ClassifyModule
-  init_args: {{num_classes: 10, backbone: test_resnet, image_size: 16, distillation: tfkd-reg}}
+  init_args: {{num_classes: 10, backbone: test_resnet, image_size: 32, distillation: tfkd-reg}}
 data:
   class_path: crossmedia.tasks.classify.data.ClassifyDataModule
-  init_args: {{dataset: digits, root: {root}, image_size: 16, batch_size: 16}}
+  init_args: {{dataset: digits, root: {root}, image_size: 32, batch_size: 16}}
 """ + TRAINER,
+        # 32 px, not 16: at 16 px test_resnet's last stage sees 1x1 maps, and torch 2.14's CPU bf16 convolution
+        # (stride 2, padding 1) gives that weight a NaN gradient now and then (uninitialised memory; fp32 and 2x2 are
+        # fine; see ClassifyModule's image_size)
         make_data=None, train_items=96,  # mini, as hashing
         batch_size=16, loss="train/loss", val="val/top1", media=("predictions",), check=_check_classify),
 }

@@ -51,6 +51,10 @@ class ClassifyModule(TaskModule):
         class_names: the names of the K classes; filled in at fit from the DataModule (saved in the card).
         backbone, pretrained, dropout: of :class:`ImageClassifierNet` (a timm model name).
         image_size: S, the side images are resized to by :meth:`classify`.
+            Under ``bf16-mixed`` on CPU keep the backbone's last stage above 1x1 (S >= 24 for
+            ``test_resnet``): torch 2.14's CPU bf16 convolution of a 1x1 map (stride 2, padding 1) gives
+            its weight a NaN gradient now and then (measured: 2 in 200 bare convolutions, 15 in 20 runs of
+            this module at S = 16; none in fp32 or at 2x2); ``crossmedia fit`` then stops, naming the weight.
         distillation: the loss, one of ``ce``, ``ls``, ``kd``, ``tfkd-self``, ``tfkd-reg``.
         distillation_args: overrides of the method's reference defaults (``alpha``, ``temperature``,
             ``epsilon``, ``a``, ``multiplier``: :data:`crossmedia.nn.distill.DEFAULTS`).
