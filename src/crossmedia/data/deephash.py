@@ -40,20 +40,9 @@ from tqdm import tqdm
 from crossmedia.data.folder import read_meta
 from crossmedia.data.registry import register_folder_format
 
-__all__ = [
-    "SPLITS",
-    "DeepHashListError",
-    "read_list",
-    "write_list",
-    "list_file_for",
-    "frame_files",
-    "write_split_lists",
-    "write_single_label_lists",
-    "lists_complete",
-    "hand_made_lists",
-    "stratified_split",
-    "DeepHashListDataset",
-]
+__all__ = ["DeepHashListDataset", "DeepHashListError", "SPLITS", "few_per_class", "frame_files",
+           "hand_made_lists", "list_file_for", "lists_complete", "read_list", "stratified_split",
+           "write_list", "write_single_label_lists", "write_split_lists"]
 
 SPLITS: tuple[str, ...] = ("train", "query", "database")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -239,6 +228,22 @@ def stratified_split(
 # classes
 
 
+def few_per_class(classes: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``per_class`` items of each class of single-label data (class ids (N,)),
+    drawn in a seeded order: the fewer-images-per-class training sets of classify and hashing."""
+    if per_class < 1:
+        raise ValueError(f"train_per_class must be a positive number of images, got {per_class}")
+    rng = np.random.default_rng(seed)
+    picks = []
+    for cls in np.unique(classes):
+        members = np.flatnonzero(classes == cls)
+        if len(members) < per_class:
+            raise ValueError(f"class {cls} has {len(members)} training images; train_per_class={per_class} "
+                             f"needs that many: lower it or add images")
+        picks.append(rng.permutation(members)[:per_class])
+    return np.sort(np.concatenate(picks))
+
+
 class DeepHashListDataset(Dataset):
     """One split of a DeepHash dataset folder: items ``(x, labels)`` with float multi-hot labels.
 
@@ -275,6 +280,12 @@ class DeepHashListDataset(Dataset):
     def num_classes(self) -> int:
         """Number of label columns."""
         return self.labels.shape[1]
+
+    def keep(self, indices: Sequence[int] | np.ndarray) -> None:
+        """Keep only the items at ``indices`` (in that order), e.g. a few per class."""
+        indices = np.asarray(indices, dtype=np.int64)
+        self.items = [self.items[i] for i in indices]
+        self.labels = self.labels[indices]
 
     def __len__(self) -> int:
         return len(self.items)

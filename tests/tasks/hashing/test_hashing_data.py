@@ -101,3 +101,24 @@ def test_a_real_dataset_that_is_not_prepared_says_how():
     assert datamodule.num_classes == 10
     with pytest.raises(FileNotFoundError, match="crossmedia data prepare cifar10 --source DIR"):
         datamodule.prepare_data()
+
+
+def test_train_per_class_keeps_a_seeded_few_of_each_class_and_drops_the_short_last_batch():
+    datamodule = _ready(dataset="digits", batch_size=64, train_per_class=20, split_seed=0)
+    dataset = datamodule.train_dataloader().dataset
+    assert len(dataset) == 200 and (dataset.labels.sum(axis=0) == 20).all()  # 20 of each of the 10 digits
+    loader = datamodule.train_dataloader()
+    assert len(loader) == 3 and all(len(y) == 64 for _, y in loader)  # 200 = 3 x 64 + 8: the 8 are dropped
+    same = _ready(dataset="digits", train_per_class=20, split_seed=0).train_dataset.items
+    other = _ready(dataset="digits", train_per_class=20, split_seed=1).train_dataset.items
+    assert [p for p, _ in same] == [p for p, _ in dataset.items] != [p for p, _ in other]
+    kept = _ready(dataset="digits", batch_size=64, train_per_class=20, drop_last=False).train_dataloader()
+    assert [len(y) for _, y in kept] == [64, 64, 64, 8]
+    assert len(datamodule.val_dataloader()[1].dataset) == 1497  # evaluation keeps every item
+
+
+def test_train_per_class_refuses_more_than_a_class_has_and_multi_label_data():
+    with pytest.raises(ValueError, match=r"train_per_class=101 needs that many"):
+        _ready(dataset="digits", train_per_class=101)
+    with pytest.raises(ValueError, match=r"train_per_class needs single-label data, but item .* has [0-9]+ labels"):
+        _ready(dataset="shapes", train_per_class=5)

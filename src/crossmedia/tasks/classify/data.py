@@ -34,7 +34,7 @@ from torchvision.transforms import v2
 
 from crossmedia.core.paths import data_root
 from crossmedia.core.task import SplitLoaders, TaskDataModule
-from crossmedia.data.deephash import DeepHashListError, list_file_for, read_list
+from crossmedia.data.deephash import DeepHashListError, few_per_class, list_file_for, read_list
 from crossmedia.data.folder import read_meta
 from crossmedia.data.imagefolder import load_image_array, read_image_folder
 from crossmedia.data.poseclips import clip_splits, even_frames, read_pose_folder
@@ -124,19 +124,6 @@ def _load_item(item: Path | tuple[Path, ...], size: int) -> np.ndarray:
     return load_image_array(item, size)
 
 
-def _few_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
-    """Sorted indices of ``per_class`` items of each class, drawn in a seeded order."""
-    rng = np.random.default_rng(seed)
-    picks = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        if len(members) < per_class:
-            raise ValueError(f"class {cls} has {len(members)} training images; train_per_class={per_class} "
-                             f"needs that many")
-        picks.append(rng.permutation(members)[:per_class])
-    return np.sort(np.concatenate(picks))
-
-
 # classes
 
 class ImageTensorDataset(Dataset):
@@ -217,7 +204,7 @@ class ClassifyDataModule(SplitLoaders, TaskDataModule):
             splits, self.class_names = read_split_items(self.root)
         if hp.train_per_class is not None:
             paths, labels = splits["train"]
-            keep = _few_per_class(labels, hp.train_per_class, hp.split_seed)
+            keep = few_per_class(labels, hp.train_per_class, hp.split_seed)
             splits["train"] = ([paths[i] for i in keep], labels[keep])
         augment = v2.RandomAffine(degrees=10, translate=(2 / 32, 2 / 32)) if hp.train_augment else None
         decoded = {}  # id of a split's (paths, labels) -> its dataset: a split standing in for another is shared
