@@ -6,7 +6,8 @@ the folder, :func:`check_folder` reads it and reports items per split, classes o
 files the folder names but does not have; a folder no format recognises gets a report of what
 is in it and what each format expects. Nothing is written, into the folder or anywhere.
 
-Formats: a Karpathy caption JSON (any name, or a prepared caption folder), DeepHash lists
+Formats: a Karpathy caption JSON (any name, or a prepared caption folder) or COCO caption
+annotation files (any names, the split in each name; reported as ``coco-captions``), DeepHash lists
 (``train.txt``, ``query.txt``, ``database.txt``), eccv16 summarisation ``*.h5``, PoseTrack / COCO-17
 keypoint JSON, and ImageFolder (``CLASS/IMAGE``, or ``train/``, ``val/``, ``test/`` of those).
 """
@@ -24,7 +25,9 @@ SHOWN = 3  # missing files listed by name; the rest are counted
 
 EXPECTED = {
     "karpathy": "captions: one Karpathy split JSON (images[] with filename, split, sentences[].tokens), images next "
-                "to it or under images/",
+                "to it or under images/; or COCO caption files under any names with the split as a word of each "
+                "name (captions_train2014.json, my_val_caps.json: images[] with id + file_name, annotations[] "
+                "with image_id + caption), images next to them, under images/ or train2014/ ...",
     "deephash": "hashing: train.txt, query.txt, database.txt, one 'path label-bits' line per item",
     "eccv16": "summarisation: eccv16_dataset_*.h5 (per video: features, gtscore, change_points, ...)",
     "posetrack": "pose video: PoseTrack / COCO-17 keypoint JSON (images[], annotations[] with keypoints) and frames",
@@ -67,29 +70,59 @@ class FolderReport:
 
 def _karpathy_sign(root: Path) -> bool:
     from crossmedia.data.folder import read_meta
-    from crossmedia.data.karpathy import CaptionFormatError, find_karpathy_file
+    from crossmedia.data.karpathy import CaptionFormatError, find_coco_caption_files, find_karpathy_file
 
     meta = read_meta(root)
     if meta is not None:
         return meta.get("format") == "karpathy"
     try:
-        return find_karpathy_file(root) is not None
+        return find_karpathy_file(root) is not None or bool(find_coco_caption_files(root))
     except CaptionFormatError:
         return True  # several files: the reader says which
 
 
 def _karpathy(root: Path) -> FolderReport:
-    from crossmedia.data.karpathy import Vocabulary, caption_folder_files, read_karpathy
+    """The caption folder as the caption and t2i data modules read it: its Karpathy file, else its COCO files."""
+    from crossmedia.data.folder import read_meta
+    from crossmedia.data.karpathy import caption_folder_files, find_coco_caption_files, read_karpathy
 
-    json_path, image_root = _caption_files(root, caption_folder_files)
-    records = read_karpathy(json_path, image_root=image_root)
+    coco = find_coco_caption_files(root) if read_meta(root) is None else []
+    try:
+        json_path, image_root = _caption_files(root, caption_folder_files)
+    except FileNotFoundError:
+        if not coco:
+            raise
+        try:
+            return _coco(root)
+        except (ValueError, LookupError, OSError) as error:  # named as the format it is, not as karpathy
+            return FolderReport("coco-captions", error=" ".join(str(error).split()))
+    facts = {"file": json_path.name}
+    if coco:
+        facts["not read (the Karpathy file is)"] = ", ".join(path.name for path in coco)
+    return _caption_report("karpathy", read_karpathy(json_path, image_root=image_root), facts)
+
+
+def _coco(root: Path) -> FolderReport:
+    from crossmedia.data.karpathy import COCO_TEST_SEED, coco_caption_files, read_coco_folder
+
+    files = coco_caption_files(root)
+    facts: dict[str, object] = {"files": ", ".join(f"{path.name} ({split})" for split, (path, _) in files.items())}
+    if "test" not in files:
+        facts["test"] = f"half of {files['val'][0].name}'s images (seed {COCO_TEST_SEED}; there is no test file)"
+    return _caption_report("coco-captions", read_coco_folder(root, missing_ok=True), facts)
+
+
+def _caption_report(name: str, records: list, facts: dict[str, object]) -> FolderReport:
+    """Images per split, captions, training vocabulary and missing images of caption ``records``."""
+    from crossmedia.data.karpathy import Vocabulary
+
     counts = Counter(record.split for record in records)
-    vocabulary = Vocabulary.build((tokens for r in records if r.split == "train" for tokens in r.captions),
-                                  min_count=MIN_COUNT) if counts["train"] else None
-    facts = {"file": json_path.name, "captions": sum(len(r.captions) for r in records)}
-    if vocabulary is not None:
+    facts["captions"] = sum(len(r.captions) for r in records)
+    if counts["train"]:
+        vocabulary = Vocabulary.build((tokens for r in records if r.split == "train" for tokens in r.captions),
+                                      min_count=MIN_COUNT)
         facts[f"vocabulary (words seen >= {MIN_COUNT} times in train)"] = len(vocabulary)
-    return FolderReport("karpathy", {s: counts[s] for s in ("train", "val", "test")}, facts,
+    return FolderReport(name, {s: counts[s] for s in ("train", "val", "test")}, facts,
                         [r.path for r in records if not r.path.is_file()])
 
 

@@ -20,6 +20,29 @@ turns them into tokens with the rule captioning code applies to them: lowercase,
 ASCII punctuation character, split on whitespace (``"A man's T-shirt."`` -> ``["a", "mans",
 "tshirt"]``). Karpathy's tokens follow nearly the same rule; possessives and hyphens may differ.
 
+A user's folder is read in place, under any file names, and never written to
+(:func:`read_caption_folder`). It holds either one Karpathy split file or COCO caption files:
+
+- **COCO caption files** are the ``*.json`` directly in the folder (not ``meta.json``) that are
+  objects with ``images`` and annotations naming ``image_id`` and ``caption``
+  (:func:`find_coco_caption_files`; the official files list ``annotations`` last, so the first and
+  the last 64 kB of a file are looked at). Each file's split is the word of its name that says
+  ``train``, ``val`` or ``test`` (also ``training``, ``valid``, ``validation``, ``testing``; words
+  are the runs between non-alphanumerics, a trailing number allowed: ``captions_train2014.json``
+  -> train, ``my_val_caps.json`` -> val). Every file needs exactly one such word, one file per
+  split, a train file and a val or test file (:func:`coco_caption_files`).
+- A file's images are under the first of ``root``, ``root/images``, ``root/<word>``,
+  ``root/images/<word>`` (``<word>`` being the split word of its name with its number:
+  ``captions_train2014.json`` -> ``train2014/``, COCO's own folder) that holds its first
+  ``file_name``.
+- COCO has no test split of its own. Without a test file, **test is a seeded half of the val
+  file's images** (seed 0, ceil(n/2) of them, drawn after sorting by ``image_id``) and val is the
+  other half, so that a checkpoint is never chosen on the images it is tested on; the records'
+  ``split`` says which is which. To test on all of val, add a test file (a link to the val
+  file will do).
+- A folder holding both a Karpathy file and COCO files is read from the Karpathy file, the usual
+  captioning split; the COCO files are ignored (``crossmedia data check`` names them).
+
 Every format error is a :class:`CaptionFormatError` naming the file, the entry and the field.
 The readers never open images (a COCO split has 123,287); :func:`verify_images` does.
 :func:`prepare_karpathy_release` checks a downloaded split file and its images and points a
@@ -28,6 +51,7 @@ dataset folder at them (``crossmedia data prepare coco-captions|flickr30k --sour
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -35,6 +59,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
@@ -50,6 +75,9 @@ __all__ = [
     "read_coco_captions",
     "read_caption_folder",
     "find_karpathy_file",
+    "find_coco_caption_files",
+    "coco_caption_files",
+    "read_coco_folder",
     "caption_folder_files",
     "verify_images",
     "Vocabulary",
@@ -62,6 +90,13 @@ __all__ = [
 KARPATHY_SPLITS: tuple[str, ...] = ("train", "restval", "val", "test")
 _READ_AS = {"restval": "train"}  # restval is training data (see the module docstring)
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
+_COCO_HINT = ("a COCO caption file has images[] with 'id' and 'file_name' and annotations[] with 'image_id' and "
+              "'caption'")
+_SPLIT_WORDS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                "test": "test", "testing": "test"}
+_NAMING_HINT = ("name each COCO caption file with its split as a word: captions_train2014.json, my_val_caps.json, "
+                "coco-test.json (train, val or test, also training, valid, validation, testing)")
+COCO_TEST_SEED = 0  # the draw of test from val when a COCO folder has no test file
 _FORMAT_HINT = ("each image needs 'filename', 'split' and 'sentences' (a list of {'tokens': [...], 'raw': ...}), "
                 "as in Karpathy's dataset_coco.json; fix the entry or re-extract the file")
 
@@ -177,7 +212,7 @@ def read_coco_captions(json_path: str | Path, image_root: str | Path, split: str
         raise ValueError(f"unknown split {split!r}; expected train, val or test")
     json_path, image_root = Path(json_path), Path(image_root)
     data = _load_json(json_path)
-    hint = "a COCO caption file has images[] with 'id' and 'file_name' and annotations[] with 'image_id' and 'caption'"
+    hint = _COCO_HINT
     images = _list_field(json_path, data, "images", hint)
     annotations = _list_field(json_path, data, "annotations", hint)
     found: dict[int, tuple[str, list[str]]] = {}
@@ -230,6 +265,128 @@ def find_karpathy_file(root: str | Path) -> Path | None:
     return found[0] if found else None
 
 
+def _head_and_tail(path: Path, size: int = 1 << 16) -> str:
+    """The first and the last ``size`` bytes of ``path`` as text ('' when it cannot be read)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(size)
+            end = handle.seek(0, 2)
+            handle.seek(max(size, end - size))
+            tail = handle.read()
+    except OSError:
+        return ""
+    return (head + tail).decode("utf-8", errors="replace")
+
+
+def find_coco_caption_files(root: str | Path) -> list[Path]:
+    """The COCO caption annotation files directly in ``root`` (any names, ``meta.json`` skipped), sorted.
+
+    A ``*.json`` counts when it starts as an object and its first and last 64 kB name ``images``,
+    ``image_id`` and ``caption``: COCO's own files list ``images`` first and ``annotations`` last,
+    so in a large file the ``annotations`` key itself sits in the middle, unread; COCO instance
+    and keypoint files have no ``caption``. Only these signs are checked here;
+    :func:`read_coco_captions` checks every entry. Never raises for a file it cannot read.
+    """
+    found = []
+    for path in sorted(Path(root).glob("*.json")):
+        if path.name == "meta.json" or not path.is_file():
+            continue
+        text = _head_and_tail(path)
+        if text.lstrip().startswith("{") and all(f'"{key}"' in text for key in ("images", "image_id", "caption")):
+            found.append(path)
+    return found
+
+
+def _split_words(path: Path) -> list[tuple[str, str]]:
+    """(split, word) for each word of ``path``'s stem naming a split: ``captions_train2014`` -> [(train, train2014)]."""
+    named = []
+    for word in re.split(r"[^a-z0-9]+", path.stem.lower()):
+        letters = re.fullmatch(r"([a-z]+)[0-9]*", word)
+        if letters and letters.group(1) in _SPLIT_WORDS:
+            named.append((_SPLIT_WORDS[letters.group(1)], word))
+    return named
+
+
+def coco_caption_files(root: str | Path) -> dict[str, tuple[Path, str]]:
+    """``{split: (file, split word)}`` of the COCO caption files in ``root`` (:func:`find_coco_caption_files`),
+    in the order train, val, test; the split and the word come from the file's name (the module docstring).
+
+    Raises :class:`CaptionFormatError` naming the files when a name says no split or several, when
+    two files claim one split, or when there is no train file or neither a val nor a test file;
+    :class:`FileNotFoundError` when there is no COCO caption file at all.
+    """
+    root = Path(root)
+    files = find_coco_caption_files(root)
+    if not files:
+        raise FileNotFoundError(f"{root} holds no COCO caption file (*.json with {_COCO_HINT})")
+    splits_named = {path: sorted({split for split, _ in _split_words(path)}) for path in files}
+    unclear = [f"{path.name} ({' and '.join(named) or 'no split'})" for path, named in splits_named.items()
+               if len(named) != 1]
+    if unclear:
+        raise CaptionFormatError(f"{root}: cannot tell the split of COCO caption file(s) {'; '.join(unclear)} from "
+                                 f"the name; {_NAMING_HINT}")
+    by_split: dict[str, list[Path]] = {}
+    for path in files:
+        by_split.setdefault(_split_words(path)[0][0], []).append(path)
+    for split, paths in by_split.items():
+        if len(paths) > 1:
+            raise CaptionFormatError(f"{root}: COCO caption files {', '.join(p.name for p in paths)} all name split "
+                                     f"{split!r}; keep one {split} file in the folder (or give each its own folder) "
+                                     f"and {_NAMING_HINT}")
+    if "train" not in by_split or not {"val", "test"} & by_split.keys():
+        found = ", ".join(f"{paths[0].name} ({split})" for split, paths in by_split.items())
+        raise CaptionFormatError(f"{root}: the COCO caption files found ({found}) need a train file and a val or "
+                                 f"test file; {_NAMING_HINT}")
+    return {split: (by_split[split][0], _split_words(by_split[split][0])[0][1])
+            for split in ("train", "val", "test") if split in by_split}
+
+
+def _coco_image_root(root: Path, json_path: Path, word: str, first: Path, missing_ok: bool) -> Path:
+    """The first of root, root/images, root/<word>, root/images/<word> holding ``first`` (module docstring)."""
+    candidates = list(dict.fromkeys([root, root / "images", root / word, root / "images" / word]))
+    found = next((c for c in candidates if (c / first).is_file()), None)
+    if found is not None:
+        return found
+    if missing_ok:  # the most specific folder there, so that the missing files can be listed
+        return next((c for c in reversed(candidates) if c.is_dir()), root)
+    looked = ", ".join(str(c / first) for c in candidates)
+    raise FileNotFoundError(f"{json_path}: cannot find its first image ({first}); looked at {looked}. Put the images "
+                            f"next to the annotation file, under images/, or under {word}/ (the split word of the "
+                            f"file's name)")
+
+
+def read_coco_folder(root: str | Path, *, missing_ok: bool = False) -> list[CaptionedImage]:
+    """Every image of a user's folder of COCO caption files (:func:`coco_caption_files`), read in place.
+
+    Train records come first, then val, then test, each in its file's order. Without a test file,
+    a seeded half of the val file's images is labelled ``test`` (see the module docstring). Paths
+    are ``image_root / file_name`` with each file's image root found from its first image;
+    ``missing_ok`` (for reports) takes the most specific candidate folder there instead of raising
+    :class:`FileNotFoundError` when no candidate holds that image. Errors name the file and field.
+    """
+    root = Path(root)
+    records: list[CaptionedImage] = []
+    files = coco_caption_files(root)
+    for split, (json_path, word) in files.items():
+        found = read_coco_captions(json_path, Path(), split)
+        if not found:
+            raise CaptionFormatError(f"{json_path}: 'images' is empty; {_COCO_HINT}")
+        image_root = _coco_image_root(root, json_path, word, found[0].path, missing_ok)
+        records += [replace(record, path=image_root / record.path) for record in found]
+    if "test" not in files:
+        val = sorted((i for i, r in enumerate(records) if r.split == "val"), key=lambda i: records[i].image_id)
+        drawn = np.random.default_rng(COCO_TEST_SEED).permutation(len(val))[:(len(val) + 1) // 2]
+        test = {val[j] for j in drawn.tolist()}
+        records = [replace(r, split="test") if i in test else r for i, r in enumerate(records)]
+    return records
+
+
+def _coco_folder(root: Path) -> bool:
+    """``root`` is a user's folder read as COCO caption files: no meta.json, no Karpathy file, a COCO file."""
+    return (root.is_dir() and read_meta(root) is None and find_karpathy_file(root) is None
+            and bool(find_coco_caption_files(root)))
+
+
 def caption_folder_files(root: str | Path) -> tuple[Path, Path]:
     """(Karpathy file, image root) of a caption folder: a prepared one (``meta.json``) or a user's.
 
@@ -242,10 +399,14 @@ def caption_folder_files(root: str | Path) -> tuple[Path, Path]:
     if meta is not None and meta.get("format") == "karpathy":
         return root / meta["file"], root / meta["image_root"]
     json_path = find_karpathy_file(root) if root.is_dir() else None
+    if json_path is None and root.is_dir() and (coco := find_coco_caption_files(root)):
+        raise FileNotFoundError(f"{root} holds COCO caption files ({', '.join(p.name for p in coco)}), not a "
+                                f"Karpathy split file: read it with read_caption_folder")
     if json_path is None:
         raise FileNotFoundError(f"{root} is not a caption dataset folder: it has neither a meta.json with format "
                                 f"'karpathy' (crossmedia data prepare NAME) nor a Karpathy split file (*.json with "
-                                f"images[] of filename + sentences); {_FORMAT_HINT}")
+                                f"images[] of filename + sentences) nor COCO caption files ({_COCO_HINT}, the split "
+                                f"in each file's name); {_FORMAT_HINT}")
     first = read_karpathy(json_path)[0].path.relative_to(json_path.parent)
     candidates = [root, root / "images"]
     image_root = next((c for c in candidates if (c / first).is_file()), None)
@@ -260,21 +421,26 @@ def read_caption_folder(root: str | Path) -> list[CaptionedImage]:
     """The images of a caption dataset folder: a prepared one (``crossmedia data prepare``, via its
     ``meta.json``, which names the Karpathy file ``file`` and the image folder ``image_root``,
     relative to ``root`` unless absolute) or a user's folder with one Karpathy file of any name
-    (:func:`caption_folder_files`)."""
+    (:func:`caption_folder_files`) or, failing that, COCO caption files of any names
+    (:func:`read_coco_folder`: the split in each file's name; test is a seeded half of val when
+    there is no test file)."""
+    if _coco_folder(Path(root)):
+        return read_coco_folder(root)
     json_path, image_root = caption_folder_files(root)
     return read_karpathy(json_path, image_root=image_root)
 
 
 def ensure_caption_folder(root: str | Path, dataset: str) -> Path:
     """``root`` when it already holds a caption dataset (a Karpathy file + meta.json: a real dataset
-    or a smaller built-in copy; or a user's folder with a Karpathy file of any name, read in place
-    and never written to); otherwise the registry prepares ``dataset`` there (built-ins are
-    generated, never into a folder holding other files)."""
+    or a smaller built-in copy; or a user's folder with a Karpathy file or COCO caption files of
+    any names, read in place and never written to: their errors come when they are read);
+    otherwise the registry prepares ``dataset`` there (built-ins are generated, never into a
+    folder holding other files)."""
     root = Path(root)
     meta = read_meta(root)
     if meta is not None and karpathy_ready(root, meta):
         return root
-    if meta is None and root.is_dir() and find_karpathy_file(root) is not None:
+    if meta is None and root.is_dir() and (find_karpathy_file(root) is not None or find_coco_caption_files(root)):
         return root
     return ensure(dataset, root)
 
@@ -417,12 +583,13 @@ def karpathy_ready(root: Path, meta: dict) -> bool:
 @register_folder_format("karpathy")
 def prepared_caption_folder(root: Path) -> bool:
     """``root`` holds a prepared caption folder (``meta.json`` naming its Karpathy file) or a user's folder
-    with one Karpathy file of any name (and no ``meta.json``): used as it is, under any dataset name."""
+    with one Karpathy file or COCO caption files of any names (and no ``meta.json``): used as it is,
+    under any dataset name."""
     meta = read_meta(root)
     if meta is not None:
         return karpathy_ready(root, meta)
     try:
-        return Path(root).is_dir() and find_karpathy_file(root) is not None
+        return Path(root).is_dir() and (find_karpathy_file(root) is not None or bool(find_coco_caption_files(root)))
     except CaptionFormatError:
         return False
 
