@@ -166,7 +166,7 @@ def test_data_check_reports_splits_vocabulary_and_missing_images(user, capsys):
     assert f"test half of {VAL}'s images (seed 0; there is no test file)" in out
     # train: 6 images x 3 captions, sentence (i + k) % 5: sentences 0-2 are used 4 times, 3-4 three times, so
     # 'a' is seen 11 times, 'red', 'circle', 'blue' 7, the rest 3 or 4 (kept: more than 5) -> 4 words + <eos>, <unk>
-    assert "captions 26" in out and "vocabulary (words seen >= 5 times in train) 6" in out
+    assert "captions 26" in out and "vocabulary (words seen more than 5 times in train, plus end and unknown) 6" in out
     assert "every file it names is there" in out
     assert _snapshot(user) == before
     (user / "train2024" / "COCO_000000.png").unlink()

@@ -37,7 +37,7 @@ def test_a_karpathy_folder_reports_splits_vocabulary_and_the_missing_image(tmp_p
     # 4 train images x 5 captions "a W_i W_(i+k)": 'a' 20 times; red, circle, blue, square 5 + 4 = 9 times each;
     # 'big' (never W_i for a train image) 4 times, below 5 -> 5 words, + <eos> and <unk>
     assert "karpathy: train 4, val 1, test 2" in out and "captions 35" in out
-    assert "vocabulary (words seen >= 5 times in train) 7" in out
+    assert "vocabulary (words seen more than 5 times in train, plus end and unknown) 7" in out
     assert "missing 1 file(s)" in out and "6.png" in out
     assert _tree(root) == before
     _png(root / "images" / "6.png", 6)

@@ -121,7 +121,7 @@ def _caption_report(name: str, records: list, facts: dict[str, object]) -> Folde
     if counts["train"]:
         vocabulary = Vocabulary.build((tokens for r in records if r.split == "train" for tokens in r.captions),
                                       min_count=MIN_COUNT)
-        facts[f"vocabulary (words seen >= {MIN_COUNT} times in train)"] = len(vocabulary)
+        facts[f"vocabulary (words seen more than {MIN_COUNT} times in train, plus end and unknown)"] = len(vocabulary)
     return FolderReport(name, {s: counts[s] for s in ("train", "val", "test")}, facts,
                         [r.path for r in records if not r.path.is_file()])
 
