@@ -12,15 +12,21 @@ no task:
   saved hyper-parameters.
 
 ``option`` names the setting (``"init_from"``, ``"encoder_from"`` ...) in every error message.
+
+:class:`FitsDataLabels` is the fine-tuning half a module with an ``init_from`` argument and layers
+sized by a label list of the data (class names, actions) mixes in: fit starts from ``init_from`` and
+takes the data's labels, rebuilding what their number sizes; evaluation refuses other labels.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 
-__all__ = ["InitialWeights", "initial_weights", "with_prefix", "remap_rows"]
+__all__ = ["InitialWeights", "initial_weights", "labelled_weights", "with_prefix", "remap_rows", "FitsDataLabels"]
 
 
 @dataclass
@@ -55,6 +61,17 @@ def initial_weights(source: str, option: str) -> InitialWeights:
     return InitialWeights(model.state_dict(), model=model)
 
 
+def labelled_weights(source: str, option: str, kind: type, labels: str) -> tuple[dict, list | None]:
+    """(state dict, label list or None) that ``source`` names, for a module of class ``kind``: the labels
+    (class names, actions) are the hyper-parameter ``labels`` of the zoo model or the checkpoint
+    (None for a ``.safetensors`` file). ValueError, naming the option, for a zoo entry of another class."""
+    start = initial_weights(source, option)
+    if start.model is not None and not isinstance(start.model, kind):
+        raise ValueError(f"{option}: zoo entry {source!r} is a {type(start.model).__name__}, not a {kind.__name__}")
+    found = (start.model.hparams if start.model is not None else start.hparams).get(labels)
+    return start.state, list(found) if found else None
+
+
 def with_prefix(state: dict, prefix: str) -> dict:
     """The entries of ``state`` under ``prefix`` (``"encoder."``), with the prefix cut off."""
     return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
@@ -82,3 +99,60 @@ def remap_rows(state: dict, old: list[str], new: list[str], target: dict) -> tup
             rows[dst] = value[src].to(rows.dtype)
             out[key] = rows
     return out, len(pairs)
+
+
+class FitsDataLabels:
+    """Mixin of a LightningModule whose ``hparams`` hold ``init_from`` and whose layers are sized by a
+    label list of the data: ``data_labels`` names the DataModule attribute and the hyper-parameter
+    (``"class_names"``, ``"actions"``).
+
+    :meth:`setup` at fit loads ``init_from`` once (:func:`labelled_weights`, for the class that mixes
+    this in) and hands the data's labels and those weights to ``take_labels(found, start, where)``;
+    at validate / test / predict it calls ``check_labels(found, where)``, which raises where the data's
+    labels do not fit the model. Both are the module's own. Without data labels the weights load as
+    they are (:meth:`load_start`)."""
+
+    data_labels: ClassVar[str] = ""
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        found = list(getattr(datamodule, self.data_labels, None) or []) or None
+        where = getattr(datamodule, "root", "the datamodule")
+        if stage != "fit":
+            if found is not None:
+                self.check_labels(found, where)
+            return
+        start = None
+        if self.hparams.init_from and not getattr(self, "_initialised", False):
+            kind = next(c for c in type(self).__mro__ if FitsDataLabels in c.__bases__)
+            start = labelled_weights(self.hparams.init_from, "init_from", kind, self.data_labels)
+        if found is not None:
+            self.take_labels(found, start, where)
+        elif start is not None:
+            self.load_start(start[0])
+        self._initialised = True  # a resumed run's checkpoint is restored after this, as usual
+
+    def load_start(self, state: dict) -> None:
+        """Load ``state`` strictly; ValueError naming ``init_from`` when it does not fit."""
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise ValueError(f"init_from: {self.hparams.init_from!r} does not fit this {type(self).__name__}: give "
+                             f"the architecture arguments of the model it comes from. {error}") from None
+
+    @staticmethod
+    def start_labels(names: list | None, count: int) -> list:
+        """``names`` when they are ``count`` (the labels a starting state's layers are sized by), else
+        placeholders that match no label: then no row or column is carried over by name."""
+        if names is not None and len(names) == count:
+            return list(names)
+        return [f"<label {i} of init_from>" for i in range(count)]
+
+    def say_rebuilt(self, task: str, where: object, what: str, part: str, found: int, configured: int,
+                    start_count: int | None, shared: int, kept: str) -> None:
+        """The one line fit prints when it rebuilt ``part`` for the data's ``found`` labels (``what``)."""
+        counts = f"{configured}" if start_count is None else f"{configured} and {self.hparams.init_from} for {start_count}"
+        source = "the model had" if start_count is None else f"of {self.hparams.init_from}"
+        rank_zero_info(f"{task}: the data in {where} has {found} {what}, the model was configured for {counts}: "
+                       f"{part} rebuilt for {found}; every other weight {source} is kept, and the {kept} of the "
+                       f"{shared} {what} both share")

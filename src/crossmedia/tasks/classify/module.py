@@ -16,6 +16,13 @@ The teacher is loaded through the zoo when fitting starts, frozen (eval mode, no
 outside the module's parameters and weights, so a Tf-KD self model exports and loads exactly like
 the baseline. Evaluation: top-1 accuracy on the test split.
 
+Fine-tuning on one's own data: ``init_from`` (a zoo name, ``.safetensors`` or ``.ckpt``;
+:mod:`crossmedia.core.init_from`) starts fit from those weights, e.g. ``crossmedia fit -c
+classify-baseline --model.init_args.init_from=classify-baseline --data.init_args.root=DIR`` (a card's
+``-c`` alone gives its recipe and architecture, not its weights). Data with another class count than
+the model's: fit rebuilds the linear head for it, keeps every other weight (and the head rows of the
+class names both share) and says so in one line; evaluation refuses before any step.
+
 Clips (B, T, 3, S, S) — the DataModule's ``kind="clips"``, e.g. the built-in puppets' 9 actions —
 are classified by the same network, its per-frame features averaged over time
 (:class:`~crossmedia.tasks.classify.models.ImageClassifierNet`), with every loss above unchanged.
@@ -27,6 +34,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from crossmedia.core.init_from import FitsDataLabels, remap_rows
 from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
 from crossmedia.nn.distill import Distillation
@@ -43,7 +51,7 @@ def _registry_load(name: str) -> nn.Module:
     return load(name)
 
 
-class ClassifyModule(TaskModule):
+class ClassifyModule(FitsDataLabels, TaskModule):
     """A single-label image or clip classifier trained with CE, LS, KD or Tf-KD (module docstring).
 
     Args:
@@ -58,27 +66,37 @@ class ClassifyModule(TaskModule):
         distillation: the loss, one of ``ce``, ``ls``, ``kd``, ``tfkd-self``, ``tfkd-reg``.
         distillation_args: overrides of the method's reference defaults (``alpha``, ``temperature``,
             ``epsilon``, ``a``, ``multiplier``: :data:`crossmedia.nn.distill.DEFAULTS`).
-        teacher: zoo name of the teacher (``kd`` and ``tfkd-self`` only).
+        teacher: zoo name of the teacher (``kd`` and ``tfkd-self`` only); it must classify the data's K classes.
         lr, weight_decay: AdamW's; the learning rate follows a cosine schedule to 0 over training.
+        init_from: the weights fit starts from (a classify zoo name, ``.safetensors`` or ``.ckpt``); read
+            only when fitting, so evaluating a trained model keeps its own weights.
+
+    Raises:
+        ValueError: at validate / test, data with another class count than ``num_classes`` (both named,
+            and the flag); at fit, a teacher or ``init_from`` weights that do not fit (named).
     """
 
     task = "classify"
     summary = "image classifier (timm backbone) trained with CE, label smoothing, KD or Tf-KD"
     paper = {"title": "Revisiting Knowledge Distillation via Label Smoothing Regularization", "arxiv": "1909.11723"}
     card_metrics = [{"metric": "top-1 accuracy", "key": "test/top1", "split": "test"}]
-    fit_hparams = ("class_names",)
+    fit_hparams = ("num_classes", "class_names")  # both follow the data at fit (head rebuilt)
+    data_labels = "class_names"
     inference = ("classify", "probabilities")
 
     def __init__(self, *, num_classes: int, class_names: list[str] | None = None, backbone: str = "test_resnet",
                  pretrained: bool = False, dropout: float = 0.0, image_size: int = 32, distillation: str = "ce",
                  distillation_args: dict | None = None, teacher: str | None = None, lr: float = 2e-3,
-                 weight_decay: float = 5e-4):
+                 weight_decay: float = 5e-4, init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.loss_fn = Distillation(distillation, distillation_args)
         self.loss_fn.check_teacher_name(teacher, example="classify-baseline")
         self.net = ImageClassifierNet(backbone=backbone, num_classes=num_classes, pretrained=pretrained,
                                       dropout=dropout)
+        self._metrics_for(num_classes)
+
+    def _metrics_for(self, num_classes: int) -> None:
         self.val_top1 = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_top1 = MulticlassAccuracy(num_classes=num_classes, average="micro")
 
@@ -135,18 +153,58 @@ class ClassifyModule(TaskModule):
         """Use ``teacher`` (frozen, kept out of this module's weights) instead of loading the zoo entry."""
         return self.loss_fn.attach_teacher(teacher)
 
+    def check_labels(self, names: list[str], where: object) -> None:
+        """Evaluation (:class:`~crossmedia.core.init_from.FitsDataLabels`): refuse another class count."""
+        if len(names) != self.hparams.num_classes:
+            raise ValueError(f"the data in {where} has {len(names)} classes but the model was built for "
+                             f"{self.hparams.num_classes} (model.init_args.num_classes): evaluate it on data of its "
+                             f"{self.hparams.num_classes} classes; a model fine-tuned on this data is evaluated with "
+                             f"--model.init_args.num_classes={len(names)} (and its --ckpt_path); or fine-tune it on "
+                             f"this data first (fit rebuilds the head)")
+
+    def take_labels(self, names: list[str], start: tuple[dict, list[str] | None] | None = None,
+                    where: object = "the data") -> None:
+        """Fit: follow the data's class ``names`` (K' of them). A head of another size is rebuilt for K',
+        every other weight kept; ``start`` (state dict, its class names) is loaded too, its head rows of
+        the class names both share kept (:func:`~crossmedia.core.init_from.remap_rows`)."""
+        configured = self.hparams.num_classes
+        own = self.hparams.class_names or [str(i) for i in range(configured)]
+        state, old = (self.state_dict(), own) if start is None else start
+        head = state.get("net.head.1.weight")  # None: left to the strict load, which names it
+        old = self.start_labels(old, len(old or []) if head is None else head.shape[0])
+        self.hparams.class_names = list(names)
+        if len(names) != configured:
+            linear = self.net.head[1]
+            self.net.head[1] = nn.Linear(linear.in_features, len(names)).to(linear.weight.device)
+            self.hparams.num_classes = len(names)
+            self._metrics_for(len(names))
+        if len(old) == len(names):
+            if start is not None:
+                self.load_start(state)
+            return
+        state, shared = remap_rows(state, old, list(names), self.state_dict())
+        self.load_start(state)
+        self.say_rebuilt("classify", where, "classes", "the head (net.head) is", len(names), configured,
+                         None if start is None else len(old), shared, "head rows")
+
     def on_fit_start(self) -> None:
-        """Load the teacher through the zoo (once) and check the data's classes against the model's."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        found = getattr(datamodule, "num_classes", None)
-        if found is not None and found != self.hparams.num_classes:
-            raise ValueError(f"the data in {getattr(datamodule, 'root', 'the datamodule')} has {found} classes but "
-                             f"the model was built for {self.hparams.num_classes}: set "
-                             f"--model.init_args.num_classes={found}")
-        if datamodule is not None and getattr(datamodule, "class_names", None):
-            self.hparams.class_names = list(datamodule.class_names)
+        """Load the teacher through the zoo (once); it must classify as many classes as the data has."""
         if self.loss_fn.needs_teacher and self.loss_fn.teacher is None:
             self.attach_teacher(_registry_load(self.hparams.teacher))
+        teacher = self.loss_fn.teacher
+        if teacher is None:
+            return
+        hparams = getattr(teacher, "hparams", None)
+        hparams = hparams if isinstance(hparams, dict) else {}
+        classes, names, own = hparams.get("num_classes"), hparams.get("class_names"), self.hparams.class_names
+        if (classes is not None and classes != self.hparams.num_classes) or (names and own and list(names) != own):
+            card = getattr(getattr(teacher, "zoo_card", None), "name", None) or self.hparams.teacher
+            datamodule = getattr(self.trainer, "datamodule", None)
+            shown = f" ({', '.join(map(str, names))})" if names else ""
+            raise ValueError(f"the teacher {card!r} (model.init_args.teacher) classifies {classes} classes{shown} but "
+                             f"the data in {getattr(datamodule, 'root', 'the datamodule')} has "
+                             f"{self.hparams.num_classes} ({', '.join(map(str, own or []))}): give a teacher trained "
+                             f"on this data, or a method without one (distillation ce, ls or tfkd-reg)")
 
     # training
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from crossmedia.core.init_from import FitsDataLabels, remap_rows
 from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
 from crossmedia.data.keypoints import NUM_JOINTS, render_pose
@@ -266,7 +267,7 @@ class PoseEstimator(TaskModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
-class ActionClassifier(TaskModule):
+class ActionClassifier(FitsDataLabels, TaskModule):
     """Action classifier of pose sequences (B, T, 17, 3) -> one of the data's actions; equations: module docstring.
 
     Training augmentation (so that generated sequences, which are noisier than real ones, are read
@@ -285,7 +286,13 @@ class ActionClassifier(TaskModule):
             (Yuan et al. 2020, :mod:`crossmedia.nn.distill`); ``distillation_args`` overrides its
             reference defaults.
         teacher: zoo name of the action classifier that teaches (``kd``, ``tfkd-self``), loaded at
-            fit start, frozen and kept out of this module's weights.
+            fit start, frozen and kept out of this module's weights; it must know the data's actions.
+        init_from: the weights fit starts from (an action-classifier zoo name, ``.safetensors`` or ``.ckpt``);
+            read only when fitting.
+
+    Fine-tuning on other actions: fit takes the data's actions; when their number differs the linear
+    head (``net.head``) is rebuilt for them, every other weight kept (and the head rows of the actions
+    both share), in one line. Validate / test on data of other actions raise ValueError naming both.
     """
 
     task = "posevideo"
@@ -294,12 +301,13 @@ class ActionClassifier(TaskModule):
              "arxiv": "1704.04516"}
     card_metrics = [{"metric": "action accuracy (real test sequences)", "key": "test/accuracy", "split": "test"}]
     fit_hparams = ("actions",)
+    data_labels = "actions"
     inference = ("classify", "logits")
 
     def __init__(self, *, actions: list[str] | None = None, image_size: int = 64, width: int = 64,
                  dropout: float = 0.2, jitter: float = 1.0, scale: float = 0.1, shift: float = 3.0,
                  lr: float = 3e-3, weight_decay: float = 1e-4, distillation: str = "ce",
-                 distillation_args: dict | None = None, teacher: str | None = None):
+                 distillation_args: dict | None = None, teacher: str | None = None, init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.loss_fn = Distillation(distillation, distillation_args)  # no parameters: the weights are unchanged
@@ -326,6 +334,37 @@ class ActionClassifier(TaskModule):
                 raise ValueError("ActionClassifier without actions needs a PoseVideoDataModule (after setup) to "
                                  "take them from; or pass model.init_args.actions")
             self._build(list(dm.actions))
+
+    def check_labels(self, actions: list[str], where: object) -> None:
+        """Evaluation (:class:`~crossmedia.core.init_from.FitsDataLabels`): refuse other actions."""
+        if self.actions and actions != self.actions:
+            raise ValueError(f"the pose data in {where} has the actions {actions} but this action classifier "
+                             f"was trained on {self.actions} (model.init_args.actions): evaluate it on data of "
+                             f"its actions, or fine-tune it on this data first (fit rebuilds its head)")
+
+    def take_labels(self, actions: list[str], start: tuple[dict, list[str] | None] | None = None,
+                    where: object = "the data") -> None:
+        """Fit: take the data's ``actions``; a head of another size is rebuilt for them, every other weight
+        of ``start`` (default: the module's own) kept, and the head rows of the actions both share."""
+        if self.net is None:
+            self._build(actions if start is None else start[1] or actions)
+            if start is None:
+                return
+        configured = len(self.actions)
+        state, old = (self.state_dict(), self.actions) if start is None else start
+        head = state.get("net.head.weight")  # None: left to the strict load, which names it
+        old = self.start_labels(old, len(old or []) if head is None else head.shape[0])
+        if len(actions) != configured:
+            self._build(actions)  # a fresh net: every weight but the head's comes back from ``state``
+        self.actions, self.hparams.actions = list(actions), list(actions)
+        if len(old) == len(actions):
+            if start is not None:
+                self.load_start(state)
+            return
+        state, shared = remap_rows(state, old, list(actions), self.state_dict())
+        self.load_start(state)
+        self.say_rebuilt("posevideo action classifier", where, "actions", "the head (net.head) is", len(actions),
+                         configured, None if start is None else len(old), shared, "head rows")
 
     # inference API
 
@@ -364,6 +403,12 @@ class ActionClassifier(TaskModule):
 
             teacher = load(self.hparams.teacher)
             self.loss_fn.attach_teacher(teacher, teacher.logits)
+        known = getattr(self.loss_fn.teacher, "actions", None)
+        if known and list(known) != self.actions:
+            card = getattr(getattr(self.loss_fn.teacher, "zoo_card", None), "name", None) or self.hparams.teacher
+            raise ValueError(f"the teacher {card!r} (model.init_args.teacher) knows the actions {list(known)}, not the "
+                             f"data's {self.actions}: give a teacher trained on this data, or a method without one "
+                             f"(distillation ce, ls or tfkd-reg)")
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         keypoints = self.augment(batch["keypoints"].float())

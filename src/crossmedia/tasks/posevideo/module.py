@@ -40,6 +40,13 @@ The pipeline (:meth:`SCGAN.generate`): pose of the input image (this task's ``po
 ``pose=`` keypoints) -> PSGAN (``psgan`` entry) -> T poses -> SCGAN renders each from the input image.
 Both entries are loaded through the registry (sha256-verified) when first needed.
 
+Fine-tuning on one's own actions: PSGAN's ``init_from`` (a zoo name, ``.safetensors`` or ``.ckpt``) starts fit
+from those weights; data whose action list differs from the model's takes the data's actions, and when their
+number differs only the action inputs (the one-hot columns of G's fuse convolution and of D's first
+convolution) are rebuilt, every other weight kept and the columns of the actions both share copied, in one
+line. Evaluation on other actions is refused before any step. SCGAN has no action-dependent layer: it renders
+poses, and takes the actions of its ``psgan`` entry (the data's during fit).
+
 Shapes: B items; S image side (64); P = S/2 PSGAN map side; T = 16 frames; 17 COCO joints, 19 limbs.
 """
 from __future__ import annotations
@@ -48,9 +55,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from crossmedia.core.init_from import FitsDataLabels
 from crossmedia.core.manual import manual_step
 from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
@@ -94,6 +103,26 @@ def _visible_keypoint_l1(pred: Tensor, real: Tensor, size: int) -> Tensor:
     """Mean |pred − real| of the (x, y) of joints visible in ``real``, divided by ``size``."""
     mask = (real[..., 2] > 0).unsqueeze(-1).to(pred.dtype)
     return ((pred[..., :2] - real[..., :2]).abs() * mask).sum() / (2 * mask.sum()).clamp_min(1.0) / size
+
+
+def _remap_inputs(state: dict, target: dict, starts: dict[str, int], old: list[str], new: list[str]) -> tuple[dict, int]:
+    """``state`` with the label input channels of each weight in ``starts`` (key -> first label channel)
+    re-indexed from the labels ``old`` to ``new``: ``target``'s fresh weight, the channels before and
+    after the label block and the columns of labels both share copied from ``state``. Returns
+    (the new state, the number of shared labels)."""
+    position = {label: index for index, label in enumerate(old)}
+    pairs = [(position[label], j) for j, label in enumerate(new) if label in position]
+    out = dict(state)
+    for key, first in starts.items():
+        if key not in state:  # left to the strict load, which names it
+            continue
+        value, fresh = state[key], target[key].detach().clone()
+        fresh[:, :first] = value[:, :first]
+        fresh[:, first + len(new):] = value[:, first + len(old):]
+        for i, j in pairs:
+            fresh[:, first + j] = value[:, first + i]
+        out[key] = fresh
+    return out, len(pairs)
 
 
 def _registry_load(name: str):
@@ -195,7 +224,7 @@ class _Pipeline:
 
 # stage 1
 
-class PSGAN(_Helpers, TaskModule):
+class PSGAN(FitsDataLabels, _Helpers, TaskModule):
     """Pose sequence GAN: first-frame pose + action (+ noise) -> 16 poses. Equations: module docstring.
 
     Args:
@@ -208,6 +237,11 @@ class PSGAN(_Helpers, TaskModule):
         d_base, d_layers: D's widths and depth (3-D PatchGAN).
         classifier: zoo name of the action classifier that scores generated sequences (None: skip).
         diversity_items, diversity_samples: items and noises per item of the diversity metric.
+        init_from: the weights fit starts from (a PSGAN zoo name, ``.safetensors`` or ``.ckpt``); read only
+            when fitting. Other actions than the weights': module docstring.
+
+    Raises:
+        ValueError: at validate / test, data whose actions differ from the model's (both named).
     """
 
     task = "posevideo"
@@ -226,6 +260,7 @@ class PSGAN(_Helpers, TaskModule):
         {"metric": "mean keypoint distance to the real sequence, px", "key": "test/distance", "split": "test"},
     ]
     fit_hparams = ("actions",)
+    data_labels = "actions"
     inference = ("generate_poses",)
     ddp_find_unused_parameters = True
 
@@ -233,7 +268,8 @@ class PSGAN(_Helpers, TaskModule):
                  noise_dim: int = 16, res_blocks: int = 2, adversarial: bool = True, l1_weight: float = 100.0,
                  keypoint_weight: float = 10.0, d_base: int = 32, d_layers: int = 2, lr: float = 2e-4,
                  beta1: float = 0.5, classifier: str | None = "action-classifier", diversity_items: int = 64,
-                 diversity_samples: int = 3, accumulate_grad_batches: int = 1, clip: float | None = None):
+                 diversity_samples: int = 3, accumulate_grad_batches: int = 1, clip: float | None = None,
+                 init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -258,6 +294,47 @@ class PSGAN(_Helpers, TaskModule):
         if dm is None or not getattr(dm, "actions", None):
             raise ValueError("PSGAN without actions needs a PoseVideoDataModule to take them from")
         self._build(dm.actions)
+
+    def check_labels(self, actions: list[str], where: object) -> None:
+        """Evaluation (:class:`~crossmedia.core.init_from.FitsDataLabels`): refuse other actions."""
+        if self.actions and actions != self.actions:
+            raise ValueError(f"the pose data in {where} has the actions {actions} but this PSGAN was trained on "
+                             f"{self.actions} (model.init_args.actions): evaluate it on data of its actions, or "
+                             f"fine-tune it on this data first (fit rebuilds its action inputs)")
+
+    def _action_inputs(self) -> dict[str, int]:
+        """The weights whose input channels hold the one-hot action, each with the first such channel
+        (G's fuse convolution reads [bottleneck features, action, noise]; D [heatmaps, action])."""
+        out = {"generator.fuse.0.weight": self.generator.fuse[0].out_channels}
+        if self.hparams.adversarial:
+            out["discriminator.net.0.weight"] = 17
+        return out
+
+    def take_labels(self, actions: list[str], start: tuple[dict, list[str] | None] | None = None,
+                    where: object = "the data") -> None:
+        """Fit: take the data's ``actions``. When their number differs from the model's or the starting
+        weights', G and D are rebuilt for them and every weight of ``start`` (default: the module's own)
+        loaded but the action inputs (:meth:`_action_inputs`), whose columns of the actions both share are kept."""
+        if not hasattr(self, "generator"):
+            self._build(actions if start is None else start[1] or actions)
+            if start is None:
+                return
+        configured = len(self.actions)
+        state, old = (self.state_dict(), self.actions) if start is None else start
+        key = "generator.fuse.0.weight"
+        if key in state:
+            old = self.start_labels(old, state[key].shape[1] - self._action_inputs()[key] - self.hparams.noise_dim)
+        if len(actions) != configured:
+            self._build(actions)
+        self.actions, self.hparams.actions = list(actions), list(actions)
+        if len(old) == len(actions):
+            if start is not None:
+                self.load_start(state)
+            return
+        state, shared = _remap_inputs(state, self.state_dict(), self._action_inputs(), old, list(actions))
+        self.load_start(state)
+        self.say_rebuilt("posevideo PSGAN", where, "actions", f"the action inputs of {' and '.join(self._action_inputs())} are",
+                         len(actions), configured, None if start is None else len(old), shared, "inputs")
 
     # generation
 
@@ -367,6 +444,16 @@ class PSGAN(_Helpers, TaskModule):
                          **{name: MeanMetric() for name in ("diversity", "action_accuracy", "real_accuracy", "held_accuracy")}}
         self._metrics = {name: metric.to(self.device) for name, metric in self._metrics.items()}
         self._diversity_left = self.hparams.diversity_items
+        classifier = self._zoo(self.hparams.classifier)
+        self._classifier = classifier
+        known = getattr(classifier, "actions", None)
+        if known and list(known) != self.actions:
+            self._classifier = None  # its class ids would name other actions: the optional accuracies are left out
+            if not getattr(self, "_told_classifier", False):
+                rank_zero_info(f"posevideo PSGAN: the action classifier {self.hparams.classifier!r} knows the "
+                               f"actions {list(known)}, not this model's {self.actions}: the action "
+                               f"accuracies are not measured (model.init_args.classifier: one trained on these)")
+                self._told_classifier = True
 
     def _eval_step(self, batch: dict) -> None:
         from crossmedia.tasks.posevideo.metrics import sequence_diversity
@@ -379,7 +466,7 @@ class PSGAN(_Helpers, TaskModule):
         m["smoothness"].update(gen)
         m["smoothness_real"].update(keypoints)
         m[""].update(gen, keypoints)  # pck / distance of the generated to the real sequence
-        classifier = self._zoo(hp.classifier)
+        classifier = self._classifier
         if classifier is not None:
             with eval_mode(classifier):
                 m["action_accuracy"].update((classifier.logits(gen).argmax(-1) == action).float().mean(), n)
