@@ -75,14 +75,15 @@ def test_psgan_evaluation_on_other_actions_is_refused(tiny_puppets):
     assert model.actions == MINE
 
 
-def test_psgan_leaves_out_the_accuracies_of_a_classifier_of_other_actions(tiny_puppets, caplog):
+def test_psgan_leaves_out_the_accuracies_of_a_classifier_of_other_actions(tiny_puppets, tmp_path, caplog):
     dm = _dm(tiny_puppets)
     dm.setup()
     model = PSGAN(actions=dm.actions, base=8, noise_dim=4, res_blocks=1, d_base=8, classifier="action-classifier",
                   diversity_items=2, diversity_samples=2)
     model.__dict__["_zoo_nets"] = {"action-classifier": ActionClassifier(actions=MINE, width=8)}
     with caplog.at_level(logging.INFO):
-        [metrics] = _trainer(limit_val_batches=1).validate(model, datamodule=dm, verbose=False)
+        [metrics] = _trainer(limit_val_batches=1, default_root_dir=tmp_path).validate(model, datamodule=dm,
+                                                                                      verbose=False)
     [line] = _lines(caplog, "posevideo PSGAN: the action classifier 'action-classifier' knows the actions")
     assert "accuracies are not measured" in line
     assert "val/smoothness" in metrics and not any("accuracy" in key for key in metrics)
