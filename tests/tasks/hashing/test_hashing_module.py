@@ -113,6 +113,9 @@ def test_data_with_another_class_count_is_taken_in_fit_and_refused_in_evaluation
         trainer.fit(model, datamodule=HashingDataModule(dataset="digits", batch_size=32))
     assert "has 10 classes, the model was configured for 8: training for 10" in caplog.text
     assert model.hparams.num_classes == 10 and trainer.global_step == 1
+    trainer.save_checkpoint(tmp_path / "fit.ckpt")  # what export reads num_classes (a fit hparam) from
+    assert torch.load(tmp_path / "fit.ckpt", weights_only=False)["hyper_parameters"]["num_classes"] == 10
+    assert "num_classes" in cls.fit_hparams
     if cls is CSQModule:
         assert model.centers.shape == (10, 16)
         assert torch.equal(model.centers, hash_centers(10, 16, seed=0))

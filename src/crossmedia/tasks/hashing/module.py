@@ -50,6 +50,7 @@ class HashingModule(TaskModule):
     task = "hashing"
     summary = "deep hashing"
     card_metrics = [{"metric": "mAP@all", "key": "test/mAP", "split": "query/database"}]
+    fit_hparams = ("num_classes",)  # follows the data at fit (take_num_classes), so export writes the new count
     inference = ("hash",)
 
     def __init__(self, *, num_classes: int, bits: int = 64, backbone: str = "resnet10t",
