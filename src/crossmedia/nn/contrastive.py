@@ -13,8 +13,8 @@ diagonal), every other pair of the batch is a negative. With margin α and [x]�
   ℓ_MH = Σ_i max_{j≠i} c_s(i, j) + Σ_j max_{i≠j} c_im(i, j)
 
 Both are **summed over the batch** (not averaged), as the reference ``ContrastiveLoss`` of
-fartashf/vsepp does (``max_violation`` selects ℓ_MH); 0.2 is its training scripts' default margin. Negatives that do not
-violate the margin contribute 0, so with no violation the loss is 0.
+fartashf/vsepp does (``max_violation`` selects ℓ_MH); 0.2 is its training scripts' default
+margin. Negatives that do not violate the margin contribute 0, so with no violation the loss is 0.
 
 Order embeddings (Vendrov et al., "Order-Embeddings of Images and Language", ICLR 2016, arXiv
 1511.06361): embeddings are non-negative (absolute values) and a caption, the more
@@ -33,7 +33,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["VSE_MARGIN", "ORDER_MARGIN", "hinge_costs", "contrastive_loss", "vse0_loss", "vsepp_loss", "order_violation", "order_similarity"]
+__all__ = ["VSE_MARGIN", "ORDER_MARGIN", "hinge_costs", "contrastive_loss", "vse0_loss", "vsepp_loss",
+           "order_violation", "order_similarity"]
 
 VSE_MARGIN = 0.2  # VSE0 / VSE++ margin (VSE++'s default)
 ORDER_MARGIN = 0.05  # order embeddings' margin (Vendrov et al.)
