@@ -40,11 +40,11 @@ class HashingDataModule(TaskDataModule):
 
     ``train_per_class`` keeps that many training items of each class (single-label data only), drawn
     with ``split_seed``: the few-images-per-class benchmark where neither method is at its ceiling.
-    ``drop_last`` (default) drops the last, smaller training batch of each epoch. Measured on digits
-    with 20 images per class (200 = 3 x 64 + 8): with a last batch of 8, BatchNorm's batch statistics
-    of those 8 items swing the running estimates used at evaluation, and CSQ fell from 0.87 to
-    0.67-0.76 mAP@all (DSH from 0.64 to 0.52) at an equal budget. The zoo's cards made before the fix
-    say ``drop_last: false``, the recipe they were trained with.
+    ``drop_last`` (default) drops the last, smaller training batch of each epoch: a batch of a few
+    items gives BatchNorm batch statistics of those few, which swing the running estimates used at
+    evaluation. Measured on digits with 20 images per class (200 = 3 x 64 + 8; test_resnet, 32 px,
+    64 bits, 30 epochs, seed 0), mAP@all with / without it: CSQ 0.914 / 0.868, DSH 0.751 / 0.714.
+    The zoo's cards made before it say ``drop_last: false``, the recipe they were trained with.
     """
 
     def __init__(
