@@ -27,7 +27,8 @@ def _run(tmp_path, state=None, model=MODEL, data=DATA):
     weights = CSQModule(**MODEL["init_args"]).state_dict()
     if state:
         state(weights)
-    torch.save({"state_dict": weights, "hyper_parameters": {}}, run / "checkpoints" / "last.ckpt")
+    hparams = dict(MODEL["init_args"])  # what a fit saves, fit hparams (num_classes) included
+    torch.save({"state_dict": weights, "hyper_parameters": hparams}, run / "checkpoints" / "last.ckpt")
     return run
 
 
