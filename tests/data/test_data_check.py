@@ -103,3 +103,34 @@ def test_an_eccv16_file_is_read_video_by_video(tmp_path):
     (tmp_path / "mine" / "trip.h5").write_bytes(b"not hdf5")
     [report] = check_folder(tmp_path / "mine")
     assert not report.ok and "trip.h5" in report.error
+
+
+def test_retrieval_feature_folders_are_reported_and_pickles_refused_without_unpickling(tmp_path, capsys):
+    vse = tmp_path / "vse"
+    vse.mkdir()
+    for split, n in (("train", 3), ("dev", 2), ("test", 2)):
+        np.save(vse / f"{split}_ims.npy", np.zeros((n, 7), np.float32))
+        (vse / f"{split}_caps.txt").write_text("".join(f"caption {i} of image {i // 5}\n" for i in range(5 * n)))
+    assert main(["check", str(vse)]) == 0
+    out = capsys.readouterr().out
+    assert "vse-precomp: train images 3, train captions 15, dev images 2, dev captions 10, test images 2" in out
+    assert "feature width 7" in out
+
+    acmr = tmp_path / "acmr"
+    acmr.mkdir()
+    for split, labels in (("train", [1, 2, 3, 1]), ("test", [2, 3])):
+        n = len(labels)
+        np.save(acmr / f"{split}_img_feats.npy", np.ones((n, 6), np.float32))
+        np.save(acmr / f"{split}_txt_vecs.npy", np.ones((n, 4), np.float32))
+        np.save(acmr / f"{split}_labels.npy", np.array(labels))
+    [report] = check_folder(acmr)
+    assert report.ok and report.counts == {"train pairs": 4, "test pairs": 2}
+    assert report.facts == {"image features": 6, "text features": 4, "classes": 3}
+
+    pickles = tmp_path / "pickles"
+    pickles.mkdir()
+    for split in ("train", "test"):
+        for name in ("img_feats", "txt_vecs", "labels"):
+            (pickles / f"{split}_{name}.pkl").write_bytes(b"not to be unpickled")
+    [report] = check_folder(pickles)
+    assert report.format == "acmr-features" and "never unpickled" in report.error and "PICKLE_CONVERSION" in report.error

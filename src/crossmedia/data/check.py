@@ -9,7 +9,8 @@ is in it and what each format expects. Nothing is written, into the folder or an
 Formats: a Karpathy caption JSON (any name, or a prepared caption folder) or COCO caption
 annotation files (any names, the split in each name; reported as ``coco-captions``), DeepHash lists
 (``train.txt``, ``query.txt``, ``database.txt``), eccv16 summarisation ``*.h5``, PoseTrack / COCO-17
-keypoint JSON, and ImageFolder (``CLASS/IMAGE``, or ``train/``, ``val/``, ``test/`` of those).
+keypoint JSON, ImageFolder (``CLASS/IMAGE``, or ``train/``, ``val/``, ``test/`` of those), VSE++'s precomputed
+retrieval features and the label-based cross-modal features ACMR / DSCMR read.
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ EXPECTED = {
     "eccv16": "summarisation: eccv16_dataset_*.h5 (per video: features, gtscore, change_points, ...)",
     "posetrack": "pose video: PoseTrack / COCO-17 keypoint JSON (images[], annotations[] with keypoints) and frames",
     "imagefolder": "classification: one sub-folder per class (CLASS/IMAGE.png), optionally under train/ val/ test/",
+    "vse-precomp": "retrieval: VSE++ precomputed features, {split}_ims.npy (one row per image) + {split}_caps.txt "
+                   "(5 lines per image), split train / dev / test / testall",
+    "acmr-features": "label-based retrieval: train_/test_img_feats.npy, _txt_vecs.npy, _labels.npy (ACMR's names) "
+                     "or train_/test_img.mat, _txt.mat, _img_lab.mat (DSCMR's)",
 }
 
 
@@ -226,12 +231,53 @@ def _imagefolder(root: Path) -> FolderReport:
                                                            f"{' ...' if len(names) > 8 else ''})"})
 
 
+def _vse_sign(root: Path) -> bool:
+    from crossmedia.data.vse_features import looks_like_vse_precomp
+
+    return looks_like_vse_precomp(root)
+
+
+def _vse(root: Path) -> FolderReport:
+    from crossmedia.data.vse_features import read_vse_precomp, vse_precomp_splits
+
+    counts, widths = {}, set()
+    for split in vse_precomp_splits(root):
+        data = read_vse_precomp(root, split)  # every caption line and the array checked; errors name the file
+        counts[f"{split} images"] = data.images.shape[0]
+        counts[f"{split} captions"] = len(data.captions)
+        widths.add(data.images.shape[1])
+    return FolderReport("vse-precomp", counts, {"feature width": ", ".join(map(str, sorted(widths)))})
+
+
+def _acmr_sign(root: Path) -> bool:
+    from crossmedia.data.acmr_features import looks_like_acmr_features
+
+    return looks_like_acmr_features(root)
+
+
+def _acmr(root: Path) -> FolderReport:
+    from crossmedia.data.acmr_features import acmr_layout, read_acmr_features
+
+    if acmr_layout(root) == "pickle":  # the reader's error carries a multi-line script this one-line report would mangle
+        raise ValueError(f"{root}: ACMR's pickled features (*.pkl), which are never unpickled; print the conversion "
+                         "script with python -c 'from crossmedia.data.acmr_features import PICKLE_CONVERSION; "
+                         "print(PICKLE_CONVERSION)', run it once on files you trust, then check again")
+    splits = read_acmr_features(root)
+    counts = {f"{split} pairs": pairs.labels.shape[0] for split, pairs in splits.items()}
+    train = splits["train"]
+    classes = len({int(c) for pairs in splits.values() for c in pairs.labels})
+    return FolderReport("acmr-features", counts, {"image features": train.images.shape[1],
+                                                  "text features": train.texts.shape[1], "classes": classes})
+
+
 FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], FolderReport]]] = {
     "karpathy": (_karpathy_sign, _karpathy),
     "deephash": (_deephash_sign, _deephash),
     "eccv16": (_eccv16_sign, _eccv16),
     "posetrack": (_posetrack_sign, _posetrack),
     "imagefolder": (_imagefolder_sign, _imagefolder),
+    "vse-precomp": (_vse_sign, _vse),
+    "acmr-features": (_acmr_sign, _acmr),
 }
 
 
