@@ -8,6 +8,7 @@
 - :mod:`.conditioning`: StackGAN's conditioning augmentation and its KL term.
 - :mod:`.dcgan`: the DCGAN generator and GAN-INT-CLS's matching-aware discriminator.
 - :mod:`.grl`: the gradient reversal layer and its λ schedule (Ganin & Lempitsky 2015).
+- :mod:`.text`: a GRU sentence encoder over word embeddings (retrieval; t2i's own should move onto it).
 - :mod:`.contrastive`: VSE0 / VSE++ hinge ranking losses and the order-violation similarity.
 - :mod:`.distill`: CE, label smoothing, KD and Teacher-free KD for single-label heads (Yuan et al. 2020).
 
