@@ -148,11 +148,23 @@ class FitsDataLabels:
             return list(names)
         return [f"<label {i} of init_from>" for i in range(count)]
 
-    def say_rebuilt(self, task: str, where: object, what: str, part: str, found: int, configured: int,
-                    start_count: int | None, shared: int, kept: str) -> None:
-        """The one line fit prints when it rebuilt ``part`` for the data's ``found`` labels (``what``)."""
-        counts = f"{configured}" if start_count is None else f"{configured} and {self.hparams.init_from} for {start_count}"
+    def carry_over(self, state: dict, old: list, new: list, *, started: bool, where: object, task: str,
+                   what: str, part: str, configured: int, kept: str, remap=remap_rows) -> None:
+        """The end every ``take_labels`` shares, once its layers are sized for the ``new`` labels: when
+        ``state`` was sized for as many (``old``), it is loaded as it is (only when fit ``started`` from
+        ``init_from``; otherwise the module keeps its own weights); else ``remap(state, old, new, target)``
+        carries the rows or columns of the labels both share into the rebuilt ``part``, the result is
+        loaded, and fit says so in one line (``what``: the labels' plural, ``kept``: what was carried)."""
+        if len(old) == len(new):
+            if started:
+                self.load_start(state)
+            return
+        state, shared = remap(state, old, list(new), self.state_dict())
+        self.load_start(state)
+        start_count = len(old) if started else None
+        counts = (f"{configured}" if start_count is None
+                  else f"{configured} and {self.hparams.init_from} for {start_count}")
         source = "the model had" if start_count is None else f"of {self.hparams.init_from}"
-        rank_zero_info(f"{task}: the data in {where} has {found} {what}, the model was configured for {counts}: "
-                       f"{part} rebuilt for {found}; every other weight {source} is kept, and the {kept} of the "
+        rank_zero_info(f"{task}: the data in {where} has {len(new)} {what}, the model was configured for {counts}: "
+                       f"{part} rebuilt for {len(new)}; every other weight {source} is kept, and the {kept} of the "
                        f"{shared} {what} both share")

@@ -34,7 +34,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from crossmedia.core.init_from import FitsDataLabels, remap_rows
+from crossmedia.core.init_from import FitsDataLabels
 from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
 from crossmedia.nn.distill import Distillation
@@ -178,14 +178,8 @@ class ClassifyModule(FitsDataLabels, TaskModule):
             self.net.head[1] = nn.Linear(linear.in_features, len(names)).to(linear.weight.device)
             self.hparams.num_classes = len(names)
             self._metrics_for(len(names))
-        if len(old) == len(names):
-            if start is not None:
-                self.load_start(state)
-            return
-        state, shared = remap_rows(state, old, list(names), self.state_dict())
-        self.load_start(state)
-        self.say_rebuilt("classify", where, "classes", "the head (net.head) is", len(names), configured,
-                         None if start is None else len(old), shared, "head rows")
+        self.carry_over(state, old, names, started=start is not None, where=where, task="classify", what="classes",
+                        part="the head (net.head) is", configured=configured, kept="head rows")
 
     def on_fit_start(self) -> None:
         """Load the teacher through the zoo (once); it must classify as many classes as the data has."""

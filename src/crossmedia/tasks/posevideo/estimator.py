@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from crossmedia.core.init_from import FitsDataLabels, remap_rows
+from crossmedia.core.init_from import FitsDataLabels
 from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
 from crossmedia.data.keypoints import NUM_JOINTS, render_pose
@@ -357,14 +357,9 @@ class ActionClassifier(FitsDataLabels, TaskModule):
         if len(actions) != configured:
             self._build(actions)  # a fresh net: every weight but the head's comes back from ``state``
         self.actions, self.hparams.actions = list(actions), list(actions)
-        if len(old) == len(actions):
-            if start is not None:
-                self.load_start(state)
-            return
-        state, shared = remap_rows(state, old, list(actions), self.state_dict())
-        self.load_start(state)
-        self.say_rebuilt("posevideo action classifier", where, "actions", "the head (net.head) is", len(actions),
-                         configured, None if start is None else len(old), shared, "head rows")
+        self.carry_over(state, old, actions, started=start is not None, where=where,
+                        task="posevideo action classifier", what="actions", part="the head (net.head) is",
+                        configured=configured, kept="head rows")
 
     # inference API
 

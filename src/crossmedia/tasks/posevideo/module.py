@@ -105,7 +105,8 @@ def _visible_keypoint_l1(pred: Tensor, real: Tensor, size: int) -> Tensor:
     return ((pred[..., :2] - real[..., :2]).abs() * mask).sum() / (2 * mask.sum()).clamp_min(1.0) / size
 
 
-def _remap_inputs(state: dict, target: dict, starts: dict[str, int], old: list[str], new: list[str]) -> tuple[dict, int]:
+def _remap_inputs(state: dict, target: dict, starts: dict[str, int], old: list[str],
+                  new: list[str]) -> tuple[dict, int]:
     """``state`` with the label input channels of each weight in ``starts`` (key -> first label channel)
     re-indexed from the labels ``old`` to ``new``: ``target``'s fresh weight, the channels before and
     after the label block and the columns of labels both share copied from ``state``. Returns
@@ -327,14 +328,11 @@ class PSGAN(FitsDataLabels, _Helpers, TaskModule):
         if len(actions) != configured:
             self._build(actions)
         self.actions, self.hparams.actions = list(actions), list(actions)
-        if len(old) == len(actions):
-            if start is not None:
-                self.load_start(state)
-            return
-        state, shared = _remap_inputs(state, self.state_dict(), self._action_inputs(), old, list(actions))
-        self.load_start(state)
-        self.say_rebuilt("posevideo PSGAN", where, "actions", f"the action inputs of {' and '.join(self._action_inputs())} are",
-                         len(actions), configured, None if start is None else len(old), shared, "inputs")
+        inputs = self._action_inputs()
+        self.carry_over(state, old, actions, started=start is not None, where=where, task="posevideo PSGAN",
+                        what="actions", part=f"the action inputs of {' and '.join(inputs)} are",
+                        configured=configured, kept="inputs",
+                        remap=lambda state, old, new, target: _remap_inputs(state, target, inputs, old, new))
 
     # generation
 
