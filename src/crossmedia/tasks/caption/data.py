@@ -38,16 +38,11 @@ from crossmedia.core.paths import data_root, home
 from crossmedia.core.task import SplitLoaders, TaskDataModule
 from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, objects_by_filename,
                                      read_caption_folder, verify_images)
-from crossmedia.data.pixels import image_pixels
+from crossmedia.data.pixels import image_tensor
 
 __all__ = ["CaptionData", "CaptionDataModule", "CaptionDataset", "image_tensor"]
 
 SPLITS = ("train", "val", "test")
-
-
-def image_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """A PIL image as the (3, size, size) normalised tensor the encoders take."""
-    return image_pixels(image, size).float().div_(127.5).sub_(1.0)
 
 
 class CaptionDataset(Dataset):

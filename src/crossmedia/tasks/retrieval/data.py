@@ -37,17 +37,12 @@ from crossmedia.core.paths import data_root
 from crossmedia.core.task import SplitLoaders, TaskDataModule
 from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, read_caption_folder,
                                      verify_images)
-from crossmedia.data.pixels import image_pixels
+from crossmedia.data.pixels import image_tensor
 
 __all__ = ["CAPTIONS_PER_IMAGE", "RetrievalDataModule", "RetrievalDataset", "image_tensor", "encode_captions"]
 
 CAPTIONS_PER_IMAGE = 5  # the evaluation protocol's (VSE++ i2t / t2i)
 SPLITS = ("train", "val", "test")
-
-
-def image_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """A PIL image as the (3, size, size) tensor in [−1, 1] the image encoders take."""
-    return image_pixels(image, size).float().div_(127.5).sub_(1.0)
 
 
 def encode_captions(vocabulary: Vocabulary, captions: list[list[str]], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
