@@ -198,6 +198,31 @@ def test_summarization_frames_encode_with_the_pretrained_backbone():
     assert _imagenet_top(features[0] @ weight.T + bias, 3)[0] in {"academic gown", "military uniform"}
 
 
+def test_classify_builds_on_the_pretrained_backbone():
+    from crossmedia.tasks.classify.module import ClassifyModule
+
+    model = ClassifyModule(num_classes=10, backbone=NAME, pretrained=True, image_size=224).eval()
+    weight, bias = _classifier()
+    with torch.no_grad():
+        features = model.net.backbone(_model_input(model.net.backbone, _photo("grace_hopper.jpg")))  # (1, 1280)
+        logits = model(torch.zeros(2, 3, 64, 64))                                                     # (2, 10)
+    assert _imagenet_top(features[0] @ weight.T + bias, 1) == ["academic gown"]
+    assert logits.shape == (2, 10)
+
+
+def test_retrieval_builds_on_the_pretrained_backbone():
+    from crossmedia.tasks.retrieval.module import VSEPP
+
+    model = VSEPP(vocab=["<eos>", "<unk>", "a", "red", "circle"], backbone=NAME, pretrained=True, dim=16,
+                  word_dim=8, image_size=64).eval()
+    weight, bias = _classifier()
+    with torch.no_grad():
+        features = model.image_backbone(_model_input(model.image_backbone, _photo("grace_hopper.jpg")))  # (1, 1280)
+        embedded = model.encode_image([_photo("grace_hopper.jpg")])                                        # (1, 16)
+    assert _imagenet_top(features[0] @ weight.T + bias, 1) == ["academic gown"]
+    assert embedded.shape == (1, 16) and torch.allclose(embedded.norm(dim=-1), torch.ones(1), atol=1e-5)
+
+
 # names
 
 def test_unknown_names_and_unreachable_timm_weights_say_what_works(monkeypatch):
