@@ -133,3 +133,34 @@ def test_render_accepts_keypoints_that_require_grad_and_float64() -> None:
     double = render_pose(keypoints.double(), 16)
     assert double.dtype == torch.float64
     torch.testing.assert_close(double.float(), maps, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("size, sigma, width", [((32, 32), 1.5, 1.0), ((20, 37), 2.0, 1.5), ((41, 13), 0.8, 0.6),
+                                                ((1, 9), 1.5, 1.0)])
+def test_cpu_windows_equal_the_full_tensor_path(monkeypatch, size, sigma, width) -> None:
+    """The CPU kernel (windows around joints and bones) against the whole-map torch path it replaces on the
+    CPU: absent joints, zero-length, horizontal and vertical bones, joints off the map, float64, options."""
+    import crossmedia.data.keypoints as module
+
+    height, width_px = size
+    g = torch.Generator().manual_seed(sum(size))
+    keypoints = torch.rand(5, 3, NUM_JOINTS, 3, generator=g)
+    keypoints[..., 0] = keypoints[..., 0] * (width_px + 16) - 8  # some joints off the map, on every side
+    keypoints[..., 1] = keypoints[..., 1] * (height + 16) - 8
+    keypoints[..., 2] = (keypoints[..., 2] > 0.15).float() * 2  # ~15% absent
+    keypoints[0, 0, 7, :2] = keypoints[0, 0, 5, :2]  # zero-length bone (5, 7)
+    keypoints[0, 1, 7, 1] = keypoints[0, 1, 5, 1]  # horizontal bone
+    keypoints[0, 2, 7, 0] = keypoints[0, 2, 5, 0]  # vertical bone
+    keypoints[1, 0, :, :2] = keypoints[1, 0, :, :2].round()  # integer positions
+    keypoints[1, 1, 3] = torch.tensor([float("nan"), 1e30, 0.0])  # absent, garbage coordinates
+    keypoints[1, 2, :, 2] = 0.0  # an empty frame
+    keypoints[2, 0, 4, :2] = torch.tensor([-60.0, 90.0])  # far off the map, present: its bones cross the map
+    for kp in (keypoints, keypoints.double()):
+        for options in ({}, {"limbs": False}, {"heatmaps": False}, {"skeleton": [(0, 16), (3, 3)]}):
+            fast = render_pose(kp, size, sigma=sigma, limb_width=width, **options)
+            with monkeypatch.context() as patch:
+                patch.setattr(module, "_WINDOW_DTYPES", {})  # the torch path, as for CUDA tensors
+                full = render_pose(kp, size, sigma=sigma, limb_width=width, **options)
+            assert fast.shape == full.shape and fast.dtype == full.dtype == kp.dtype
+            torch.testing.assert_close(fast, full, rtol=0, atol=1e-5)
+            assert ((fast > 0) | (full < 1e-5)).all()  # no window misses a value that counts

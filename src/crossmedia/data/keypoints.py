@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -67,7 +68,8 @@ FLIP: tuple[tuple[int, int], ...] = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (1
 NUM_JOINTS = len(COCO17)
 NUM_LIMBS = len(COCO17_LIMBS)
 
-_CUTOFF = 40.0  # exp(-x) is written as exactly 0 for x > 40, i.e. map values below exp(-40) ≈ 4e-18
+_CUTOFF = 12.0  # exp(-x) is written as exactly 0 for x > 12, i.e. map values below exp(-12) ≈ 6.1e-6
+_WINDOW_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}  # the CPU kernel's output dtypes
 
 
 # helpers
@@ -93,11 +95,12 @@ def _keypoints(keypoints: Tensor, what: str) -> Tensor:
 
 
 def _exp_neg(arg: Tensor) -> Tensor:
-    """exp(-arg) in place for arg ≥ 0, exactly 0 where arg > _CUTOFF (values below ~4e-18).
+    """exp(-arg) in place for arg ≥ 0, exactly 0 where arg > _CUTOFF (values below ~6.1e-6).
 
-    Without the cut, exp(-arg) for arg in ~(87, 104) is a subnormal float32, which x86 CPUs compute
-    (and multiply) tens of times slower than normal numbers; the cut also keeps products of two
-    such factors (the separable heatmaps) out of the subnormal range.
+    The cut is where the CPU kernel's windows end (:func:`_render_windows`), so both paths have the
+    same zeros; it also keeps float32 out of the subnormal range (exp(-arg) for arg in ~(87, 104)),
+    which x86 CPUs compute and multiply tens of times slower than normal numbers, products of two
+    factors (the separable heatmaps) included.
     """
     return F.threshold_(arg.neg_(), -_CUTOFF, -math.inf).exp_()
 
@@ -107,21 +110,35 @@ def _gauss_1d(coords: Tensor, centres: Tensor, inv_two_var: float) -> Tensor:
     return _exp_neg((coords - centres[..., None]).square_().mul_(inv_two_var))
 
 
+def _render_windows(x: Tensor, y: Tensor, visible: Tensor, pairs: Tensor, height: int, width: int,
+                    sigma: float, limb_width: float, num_heat: int) -> Tensor:
+    """The CPU path of :func:`render_pose` (numba): x, y, visible (..., J) (x = y = 0 where absent, all
+    finite), pairs (L, 2) -> (..., num_heat + L, H, W) in the dtype of x, float32 or float64."""
+    from crossmedia.data import _pose_kernels as kernels  # numba, compiled on first use
+
+    frames = torch.stack((x, y, visible.to(x.dtype)), dim=-1).reshape(-1, x.shape[-1], 3)  # (N, J, 3)
+    # np.zeros: the pages are mapped (2 MB ones: numpy asks for transparent huge pages) and zeroed
+    # when first written, and only the windows are written
+    out = np.zeros((frames.shape[0], num_heat + len(pairs), height, width), dtype=_WINDOW_DTYPES[x.dtype])
+    kernels.render_windows(frames.double().numpy(), pairs.numpy(), out, float(sigma), float(limb_width),
+                           _CUTOFF, num_heat)
+    return torch.from_numpy(out).reshape(*x.shape[:-1], *out.shape[1:])
+
+
 # functions
 
 
 def render_pose(keypoints: Tensor, size: int | Sequence[int], *, sigma: float = 1.5, limb_width: float = 1.0,
                 heatmaps: bool = True, limbs: bool = True,
                 skeleton: Sequence[tuple[int, int]] = COCO17_LIMBS) -> Tensor:
-    """Render keypoints ``(..., J, 3)`` to pose maps ``(..., J + L, H, W)`` (float, in [0, 1]), vectorised.
+    """Render keypoints ``(..., J, 3)`` to pose maps ``(..., J + L, H, W)`` (float, in [0, 1]).
 
     For joint k at (x_k, y_k) and pixel p = (x, y) (the pixel centres of the module docstring)::
 
         heatmap_k(p) = [v_k > 0] · exp(-|p - (x_k, y_k)|² / 2σ²)
 
-    computed as the outer product of two 1-D Gaussians (the 2-D one is separable), so it costs
-    O(H + W) exponentials per joint. For limb l joining joints a and b, with u = b - a and the
-    distance from p to the *segment* [a, b]::
+    (the 2-D Gaussian is separable: the outer product of two 1-D ones). For limb l joining joints a
+    and b, with u = b - a and the distance from p to the *segment* [a, b]::
 
         t(p) = clamp(((p - a) · u) / |u|², 0, 1),     d_l(p)² = |p - a - t(p) u|²
         limb_l(p) = [v_a > 0][v_b > 0] · exp(-d_l(p)² / 2w²)        (w = limb_width)
@@ -130,12 +147,30 @@ def render_pose(keypoints: Tensor, size: int | Sequence[int], *, sigma: float = 
     all zero unless both its joints are visible (a bone of zero length is a Gaussian around a). A
     joint with v = 0 gives an all-zero heatmap (its x and y are ignored, even NaN; it is never drawn
     at (0, 0)). Joints may lie outside the map; their Gaussian tails are drawn where they reach in.
-    Values below exp(-40) ≈ 4e-18 are written as exact zeros (this keeps float32 out of the slow
-    subnormal range). The limb distance is computed in the bone's frame (``q`` along, ``r`` across,
-    both outer sums of a row and a column term), so the whole batch costs a handful of in-place
-    full-size tensor operations with no loop over frames, joints or limbs; the limb maps are
-    rendered first, using the joint maps' part of the output as scratch space, so that apart from
-    the output only max(L - J, 0) maps per frame are allocated.
+    Values below exp(-12) ≈ 6.1e-6 are written as exact zeros: a joint's Gaussian is drawn in the
+    square window |x - x_k|, |y - y_k| ≤ σ√24 around it (a product of two factors above exp(-12)),
+    a limb where exp(-d²/2w²) ≥ exp(-12), i.e. within w√24 of the bone.
+
+    Two implementations, equal to within ~3e-6 (float32 rounding; tested to 1e-5):
+
+    * CPU, float32 / float64 keypoints with finite positions wherever v > 0 (a numba kernel,
+      :mod:`crossmedia.data._pose_kernels`, compiled on the first call and cached on disk): the output
+      is a zero-filled NumPy buffer (pages mapped lazily, as huge pages where the kernel allows) and
+      only the windows are computed and written, in float64: per joint two 1-D Gaussians and their
+      outer product over the window, per limb the rows within w√24 of the bone and in each row the
+      columns within w√24 of its line. One thread. On 64 clips x 32 frames of 64 x 64 COCO maps
+      (bench/pose_render.py) it takes ~0.25-0.3 s on our shared 2-core machine, of which ~0.17 s
+      is the kernel zeroing the fresh 1.2 GB output's pages when they are first written and ~0.06 s
+      the windows themselves.
+    * Otherwise (CUDA and other devices, float16 / bfloat16, non-finite positions of visible
+      joints), vectorised tensor operations: joint Gaussians as outer products of two 1-D Gaussians;
+      the limb distance computed in the bone's frame (``q`` along, ``r`` across, both outer sums of
+      a row and a column term), so the whole batch costs a handful of in-place full-size tensor
+      operations with no loop over frames, joints or limbs; the limb maps are rendered first,
+      using the joint maps' part of the output as scratch space, so that apart from the output
+      only max(L - J, 0) maps per frame are allocated. In float32 its limb maps lose precision
+      when a bone's joint lies far off the map (errors 7e-5 at 1000 px away, 7e-4 at 10⁴ px; the
+      CPU kernel stays at 6e-6).
 
     Args:
         keypoints: ``(..., J, 3)`` as (x, y, visibility) in pixels, any leading dims (a frame
@@ -148,7 +183,8 @@ def render_pose(keypoints: Tensor, size: int | Sequence[int], *, sigma: float = 
 
     Returns:
         ``(..., J·heatmaps + L·limbs, H, W)`` in the dtype of ``keypoints`` (float32 for integers),
-        on its device. The maps carry no gradient to the keypoints (they are written in place);
+        on its device, contiguous (on the CPU a tensor over a NumPy buffer, so ``resize_`` is refused
+        on it). The maps carry no gradient to the keypoints (they are written in place);
         :func:`soft_argmax` is the differentiable direction, maps -> keypoints.
     """
     keypoints = _keypoints(keypoints, "render_pose").detach()
@@ -166,10 +202,13 @@ def render_pose(keypoints: Tensor, size: int | Sequence[int], *, sigma: float = 
     visible = v > 0  # (..., J)
     x, y = torch.where(visible, x, 0.0), torch.where(visible, y, 0.0)  # absent joints: any x, y (even NaN) is ignored
     dtype, device = keypoints.dtype, keypoints.device
-    xs = torch.arange(width, dtype=dtype, device=device)  # (W,)
-    ys = torch.arange(height, dtype=dtype, device=device)  # (H,)
     num_heat = num_joints if heatmaps else 0
     num_limbs = len(pairs) if limbs else 0
+    if (device.type == "cpu" and dtype in _WINDOW_DTYPES
+            and bool(torch.isfinite(x).all()) and bool(torch.isfinite(y).all())):
+        return _render_windows(x, y, visible, pairs[:num_limbs].cpu(), height, width, sigma, limb_width, num_heat)
+    xs = torch.arange(width, dtype=dtype, device=device)  # (W,)
+    ys = torch.arange(height, dtype=dtype, device=device)  # (H,)
     out = torch.empty(*keypoints.shape[:-2], num_heat + num_limbs, height, width, dtype=dtype, device=device)
     if limbs:  # first, so that the joint maps' part of `out` can serve as their scratch space
         # In the bone's frame, scaled by k = 1/(√2 w), with m the bone's midpoint and h = k|u|/2:
