@@ -49,6 +49,14 @@ def test_psgan_generator_starts_by_holding_the_input_pose():
     assert (back[..., :2] - seq[..., :2])[present[:, None].expand(-1, 16, -1)].abs().max() < 0.25
 
 
+def test_psgan_generator_is_finite_for_a_visible_joint_far_off_the_map():
+    g = PoseSequenceGenerator(9, map_size=32, base=8, noise_dim=4)
+    kp = rescale_keypoints(_pose(1), 64, 32)
+    kp[0, 9, :2] = torch.tensor([-40.0, 200.0])  # visible, but its heatmap does not reach the map
+    maps, seq = g(kp, torch.tensor([3]), torch.randn(1, 4))
+    assert torch.isfinite(maps).all() and torch.isfinite(seq).all()
+
+
 def test_psgan_generator_moves_joints_with_gradients_and_uses_label_and_noise():
     g = PoseSequenceGenerator(9, map_size=32, base=8, noise_dim=4)
     kp = rescale_keypoints(_pose(1), 64, 32)

@@ -198,7 +198,8 @@ class PoseSequenceGenerator(nn.Module):
         out = out.reshape(b, NUM_JOINTS, 3, t, size, size)
         present = first[..., 2] > 0  # (B, 17)
         attend = maps[:, :NUM_JOINTS].flatten(-2)  # (B, 17, P²) each joint's own input heatmap ...
-        attend = torch.where(present[..., None], attend, torch.ones_like(attend))  # ... or everywhere if absent
+        drawn = present & (attend.sum(-1) > 0)  # a present joint far off the map draws nothing on it
+        attend = torch.where(drawn[..., None], attend, torch.ones_like(attend))  # ... or everywhere if absent
         attend = attend / attend.sum(-1, keepdim=True)
         read = torch.einsum("bjctp,bjp->btjc", out.flatten(-2), attend)  # (B, T, 17, 3): fields at the joint
         offset = self.max_offset * torch.tanh(read[..., :2])
