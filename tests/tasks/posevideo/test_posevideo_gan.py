@@ -95,6 +95,18 @@ def test_scgan_step_moves_generator_and_both_discriminators(tiny_puppets):
     assert len(baseline.configure_optimizers()) == 2
 
 
+def test_scgan_abnormal_branch_trains_on_the_kinds_it_is_given(tiny_puppets, monkeypatch):
+    import crossmedia.tasks.posevideo.module as module
+
+    seen = []
+    real = module.abnormal_pose
+    monkeypatch.setattr(module, "abnormal_pose", lambda *a, **k: seen.append(k.get("kinds")) or real(*a, **k))
+    _fit(_tiny_scgan(abnormal_kinds=["missing"]), _dm(tiny_puppets, "frames"), 3)
+    assert seen and set(seen) == {("missing",)}
+    with pytest.raises(ValueError, match="abnormal_kinds must be some of .* got \\['blurred'\\]"):
+        _tiny_scgan(abnormal_kinds=["blurred"])
+
+
 def test_scgan_l1_falls_on_one_batch(tiny_puppets):
     torch.manual_seed(0)
     dm = _dm(tiny_puppets, "frames")

@@ -6,6 +6,7 @@ import torch
 
 from crossmedia.data.keypoints import NUM_JOINTS
 from crossmedia.tasks.posevideo.models import (ABNORMAL_KINDS, FrameGenerator, PoseSequenceGenerator, abnormal_pose,
+                                               temporal_filter,
                                                pose_maps, rescale_keypoints, sequence_keypoints)
 
 
@@ -113,3 +114,16 @@ def test_abnormal_pose_repeats_with_the_same_seed_and_mixes_kinds():
     assert not torch.equal(one, abnormal_pose(kp, torch.Generator().manual_seed(4)))
     with pytest.raises(ValueError, match="kinds"):
         abnormal_pose(kp, kinds=("upside-down",))
+
+
+def test_temporal_filter_by_hand_and_around_absent_joints():
+    kp = torch.zeros(1, 5, 17, 3)
+    kp[0, :, 3, 0] = torch.tensor([0.0, 4.0, 0.0, 4.0, 0.0])  # joint 3 zig-zags in x, visible throughout
+    kp[0, :, 3, 2] = 2.0
+    kp[0, :, 5] = torch.tensor([[1.0, 1.0, 2.0], [5.0, 1.0, 2.0], [0.0, 0.0, 0.0], [9.0, 1.0, 2.0], [9.0, 1.0, 2.0]])
+    out = temporal_filter(kp)
+    assert torch.allclose(out[0, :, 3, 0], torch.tensor([1.0, 2.0, 2.0, 2.0, 1.0]))  # ends repeat themselves
+    # joint 5 is absent at t = 2: it stays (0, 0, 0), and its neighbours use themselves in its place
+    assert torch.allclose(out[0, :, 5, 0], torch.tensor([2.0, 4.0, 0.0, 9.0, 9.0]))
+    assert torch.equal(out[0, 2, 5], torch.zeros(3)) and torch.equal(out[..., 2], kp[..., 2])
+    assert torch.equal(out[0, :, 0], torch.zeros(5, 3))  # never visible: untouched zeros

@@ -40,7 +40,21 @@ def test_cli_writes_a_playable_mp4(person, tmp_path):
     image, _ = person
     image.save(tmp_path / "person.png")
     out = tmp_path / "wave.mp4"
-    assert posevideo_main([str(tmp_path / "person.png"), "--action", "wave", "--frames", "12", "--out", str(out)]) == 0
+    assert posevideo_main([str(tmp_path / "person.png"), "--action", "wave", "--frames", "12", "--out", str(out),
+                           "--smooth"]) == 0
     with av.open(str(out)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 12 and frames[0].shape[:2] == (64, 64)
+
+
+def test_smooth_poses_are_the_filtered_raw_poses_and_smoother(person):
+    from crossmedia.tasks.posevideo.metrics import smoothness
+    from crossmedia.tasks.posevideo.models import temporal_filter
+
+    _, clip = person
+    psgan = zoo.load("psgan")
+    pose = torch.as_tensor(clip.keypoints[0], dtype=torch.float32)  # (17, 3) the clip's first pose
+    raw = psgan.generate_poses(pose, "wave", 16, seed=0)
+    smooth = psgan.generate_poses(pose, "wave", 16, seed=0, smooth=True)
+    assert torch.allclose(smooth, temporal_filter(raw)) and smooth.shape == raw.shape == (16, 17, 3)
+    assert smoothness(smooth[None]) < 0.7 * smoothness(raw[None])

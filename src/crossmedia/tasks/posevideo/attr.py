@@ -231,13 +231,14 @@ class PoseAttr(_Pipeline, _Helpers, TaskModule):
 
     @torch.no_grad()
     def generate(self, image, action: str, frames: int = 16, *, seed: int = 0, pose=None,
-                 attributes: dict | None = None) -> Tensor:
+                 attributes: dict | None = None, smooth: bool = False) -> Tensor:
         """A video (frames, 3, S, S) in [0, 1] of the person in ``image`` doing ``action``, the clothes recoloured
         by ``attributes`` (``{"top": "red"}``; names of PUPPET_COLOURS or hues in degrees).
 
         ``image``: a PIL image, a path, or a (3, S, S) tensor in [-1, 1]; ``pose``: its keypoints (17, 3)
-        (default: the pose estimator's); ``seed``: PSGAN's noise. Pipeline: pose estimator -> psgan -> this."""
-        picture, poses = self.pipeline_poses(image, action, frames, seed=seed, pose=pose)
+        (default: the pose estimator's); ``seed``: PSGAN's noise; ``smooth``: filter PSGAN's poses over time
+        (:meth:`~crossmedia.tasks.posevideo.module.PSGAN.generate_poses`). Pipeline: pose estimator -> psgan -> this."""
+        picture, poses = self.pipeline_poses(image, action, frames, seed=seed, pose=pose, smooth=smooth)
         with eval_mode(self):
             video = self.render(picture, poses, attributes=attributes)
         return ((video.float().clamp(-1, 1) + 1) / 2).cpu()

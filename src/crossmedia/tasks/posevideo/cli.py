@@ -6,7 +6,7 @@
 
 The model (``zoo.load(--model)``, default ``scgan``) estimates the pose of the person (or takes
 ``--pose``), generates a pose sequence of the action and renders the frames:
-``model.generate(image, action=..., frames=..., seed=..., pose=...)`` -> (T, 3, H, W) in [0, 1],
+``model.generate(image, action=..., frames=..., seed=..., pose=..., smooth=...)`` -> (T, 3, H, W) in [0, 1],
 written by ``model.save_video`` as ``.mp4`` or ``.gif``. ``--pose`` is a JSON file of 17 COCO
 keypoints (x, y, v) in the pixels of IMAGE: a list of 17 triples, COCO's flat list of 51 numbers,
 or an object with a ``keypoints`` field holding either. Errors are one line on stderr, exit code 1
@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pose", type=Path, default=None,
                         help="JSON file of the person's 17 COCO keypoints (x, y, v) (default: estimated)")
     parser.add_argument("--fps", type=float, default=8.0, help="frames per second of the video (default: 8)")
+    parser.add_argument("--smooth", action="store_true",
+                        help="filter the generated poses over time: removes PSGAN's frame-to-frame jitter "
+                             "(see the psgan card)")
     return parser
 
 
@@ -129,7 +132,8 @@ def posevideo_main(argv: list[str]) -> int:
         hint = f" (did you mean {close[0]}?)" if close else ""
         return _fail(f"unknown action {args.action!r} for {args.model}{hint}; valid actions: {', '.join(actions)}")
     try:
-        video = model.generate(image, action=args.action, frames=args.frames, seed=args.seed, pose=pose)
+        video = model.generate(image, action=args.action, frames=args.frames, seed=args.seed, pose=pose,
+                               smooth=args.smooth)
         written = model.save_video(video, out, fps=args.fps)
     except (ValueError, KeyError) as err:  # the model's own checks (a pose it cannot use, ...)
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -59,8 +59,8 @@ from torch import Tensor, nn
 from crossmedia.data.keypoints import NUM_JOINTS, NUM_LIMBS, render_pose, soft_argmax
 from crossmedia.nn.blocks import DownBlock, ResidualBlock, UpBlock, UpBlock3d
 
-__all__ = ["pose_maps", "gaussian_maps", "rescale_keypoints", "sequence_keypoints", "abnormal_pose", "ABNORMAL_KINDS",
-           "PoseSequenceGenerator", "FrameGenerator", "FiLM", "POSE_CHANNELS"]
+__all__ = ["pose_maps", "gaussian_maps", "rescale_keypoints", "sequence_keypoints", "temporal_filter", "abnormal_pose",
+           "ABNORMAL_KINDS", "PoseSequenceGenerator", "FrameGenerator", "FiLM", "POSE_CHANNELS"]
 
 POSE_CHANNELS = NUM_JOINTS + NUM_LIMBS  # 17 joint heatmaps + 19 limb maps
 ABNORMAL_KINDS = ("missing", "scaled", "jittered")
@@ -98,6 +98,23 @@ def sequence_keypoints(heatmaps: Tensor, image_size: int, *, threshold: float = 
     present = (peak >= threshold).unsqueeze(-1)
     keypoints = torch.cat([xy, torch.full_like(xy[..., :1], 2.0)], dim=-1) * present
     return rescale_keypoints(keypoints, size, image_size)
+
+
+def temporal_filter(keypoints: Tensor) -> Tensor:
+    """Pose sequences (..., T, 17, 3) with x and y filtered by [1, 2, 1] / 4 over time.
+
+    A visible joint becomes (x_{t-1} + 2 x_t + x_{t+1}) / 4, where a neighbour that is absent or beyond the
+    sequence's ends counts as x_t itself; visibility is unchanged and absent joints stay (0, 0, 0).
+    PSGAN's ``smooth=True``: its sequences carry frame-to-frame jitter its discriminator cannot see (the psgan
+    card), and this filter removes it without changing the action (measured there)."""
+    xy, seen = keypoints[..., :2].float(), keypoints[..., 2:] > 0  # (..., T, 17, 2), (..., T, 17, 1)
+    prev = torch.cat([xy[..., :1, :, :], xy[..., :-1, :, :]], -3)
+    prev_seen = torch.cat([seen[..., :1, :, :], seen[..., :-1, :, :]], -3)
+    nxt = torch.cat([xy[..., 1:, :, :], xy[..., -1:, :, :]], -3)
+    nxt_seen = torch.cat([seen[..., 1:, :, :], seen[..., -1:, :, :]], -3)
+    smooth = (torch.where(prev_seen, prev, xy) + 2 * xy + torch.where(nxt_seen, nxt, xy)) / 4
+    out = torch.cat([smooth, keypoints[..., 2:].float()], -1)
+    return torch.where(seen, out, torch.zeros_like(out)).to(keypoints.dtype)
 
 
 def abnormal_pose(keypoints: Tensor, generator: torch.Generator | None = None, *, kinds: tuple[str, ...] = ABNORMAL_KINDS,

@@ -51,6 +51,7 @@ Shapes: B items; S image side (64); P = S/2 PSGAN map side; T = 16 frames; 17 CO
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -65,8 +66,9 @@ from crossmedia.core.modes import eval_mode
 from crossmedia.core.task import TaskModule
 from crossmedia.nn.gan_losses import bce_d_loss, bce_g_loss
 from crossmedia.nn.patchgan import PatchGAN
-from crossmedia.tasks.posevideo.models import (POSE_CHANNELS, FrameGenerator, PoseSequenceGenerator, abnormal_pose,
-                                               pose_maps, rescale_keypoints)
+from crossmedia.tasks.posevideo.models import (ABNORMAL_KINDS, POSE_CHANNELS, FrameGenerator, PoseSequenceGenerator,
+                                               abnormal_pose, pose_maps, rescale_keypoints,
+                                               temporal_filter)
 
 __all__ = ["PSGAN", "SCGAN", "item_noise"]
 
@@ -199,9 +201,11 @@ class _Pipeline:
         psgan = self._zoo(self.hparams.psgan)
         return [] if psgan is None else list(psgan.actions)
 
-    def pipeline_poses(self, image, action: str, frames: int, *, seed: int = 0, pose=None) -> tuple[Tensor, Tensor]:
+    def pipeline_poses(self, image, action: str, frames: int, *, seed: int = 0, pose=None,
+                       smooth: bool = False) -> tuple[Tensor, Tensor]:
         """The input picture (1, 3, S, S) in [-1, 1] on this module's device and the poses (frames, 17, 3) PSGAN
-        makes from its pose (``pose``, or the pose estimator's) for ``action`` (noise ``seed``)."""
+        makes from its pose (``pose``, or the pose estimator's) for ``action`` (noise ``seed``; ``smooth``: PSGAN's
+        temporal filter)."""
         psgan = self._zoo(self.hparams.psgan)
         if psgan is None:
             raise ValueError(f"this {type(self).__name__} has no psgan entry (psgan=None): pass poses to render() "
@@ -213,7 +217,7 @@ class _Pipeline:
                 raise ValueError("no pose estimator (estimator=None): pass pose=(17, 3) keypoints")
             with eval_mode(estimator):
                 pose = estimator.estimate(picture)[0]
-        return picture, psgan.generate_poses(pose, action, frames, seed=seed).to(self.device)
+        return picture, psgan.generate_poses(pose, action, frames, seed=seed, smooth=smooth).to(self.device)
 
     @staticmethod
     def save_video(video: Tensor, path: str | Path, fps: float = 8.0) -> Path:
@@ -363,10 +367,13 @@ class PSGAN(FitsDataLabels, _Helpers, TaskModule):
         return self.actions.index(action)
 
     @torch.no_grad()
-    def generate_poses(self, pose, action: str | int, frames: int | None = None, *, seed: int = 0) -> Tensor:
+    def generate_poses(self, pose, action: str | int, frames: int | None = None, *, seed: int = 0,
+                       smooth: bool = False) -> Tensor:
         """Keypoints (frames, 17, 3) of a person starting in ``pose`` (17, 3) and doing ``action``.
 
-        ``frames`` beyond G's 16 chain segments: each continues from the last pose of the previous one."""
+        ``frames`` beyond G's 16 chain segments: each continues from the last pose of the previous one.
+        ``smooth``: the whole sequence through :func:`~crossmedia.tasks.posevideo.models.temporal_filter` (removes
+        the frame-to-frame jitter the psgan card measures; not part of the paper's PSGAN, off by default)."""
         frames = self.frames if frames is None else int(frames)
         if frames < 1:
             raise ValueError(f"frames must be >= 1, got {frames}")
@@ -379,7 +386,8 @@ class PSGAN(FitsDataLabels, _Helpers, TaskModule):
                 seq = self.sequence(first, label, noise)[0]  # (16, 17, 3)
                 out.append(seq if not out else seq[1:])
                 first, segment = seq[-1:].clone(), segment + 1
-        return torch.cat(out)[:frames].cpu()
+        poses = torch.cat(out)[:frames]
+        return (temporal_filter(poses) if smooth else poses).cpu()
 
     # training
 
@@ -505,6 +513,8 @@ class SCGAN(_Pipeline, _Helpers, TaskModule):
         d_base, d_layers: widths and depth of D and D_which (PatchGANs).
         semantic_consistency: the abnormal-pose branch, D_which and the feature term (False: the baseline).
         l1_weight, which_weight, feature_weight: λ_1, λ_w, λ_φ.
+        abnormal_kinds: the corruptions the abnormal branch trains on (any of ``ABNORMAL_KINDS``: missing,
+            scaled, jittered; one drawn per item). Evaluation's abnormal poses always use all three.
         estimator: zoo name of the pose estimator (pose error and FID features in evaluation; the input
             pose in :meth:`generate`); psgan: zoo name of the PSGAN entry of the pipeline.
     """
@@ -532,10 +542,15 @@ class SCGAN(_Pipeline, _Helpers, TaskModule):
 
     def __init__(self, *, image_size: int = 64, base: int = 32, res_blocks: int = 2, d_base: int = 32,
                  d_layers: int = 3, semantic_consistency: bool = True, l1_weight: float = 100.0,
-                 which_weight: float = 1.0, feature_weight: float = 10.0, lr: float = 2e-4, beta1: float = 0.5,
+                 which_weight: float = 1.0, feature_weight: float = 10.0,
+                 abnormal_kinds: Sequence[str] = ABNORMAL_KINDS, lr: float = 2e-4, beta1: float = 0.5,
                  estimator: str | None = "pose-estimator", psgan: str | None = "psgan",
                  accumulate_grad_batches: int = 1, clip: float | None = None):
         super().__init__()
+        abnormal_kinds = tuple(abnormal_kinds)
+        if not abnormal_kinds or any(kind not in ABNORMAL_KINDS for kind in abnormal_kinds):
+            raise ValueError(f"SCGAN: abnormal_kinds must be some of {list(ABNORMAL_KINDS)}, got {list(abnormal_kinds)} "
+                             f"(model.init_args.abnormal_kinds)")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = FrameGenerator(base=base, res_blocks=res_blocks)
@@ -575,7 +590,7 @@ class SCGAN(_Pipeline, _Helpers, TaskModule):
         fake = self.generator(source, maps)
         bad = None
         if hp.semantic_consistency:
-            bad = self.generator(source, self.maps(abnormal_pose(kp, self._abnormal_rng)))
+            bad = self.generator(source, self.maps(abnormal_pose(kp, self._abnormal_rng, kinds=tuple(self.hparams.abnormal_kinds))))
 
         def d_loss() -> Tensor:
             real_logits = self.discriminator(target, cond)
@@ -683,13 +698,14 @@ class SCGAN(_Pipeline, _Helpers, TaskModule):
     # the pipeline
 
     @torch.no_grad()
-    def generate(self, image, action: str, frames: int = 16, *, seed: int = 0, pose=None) -> Tensor:
+    def generate(self, image, action: str, frames: int = 16, *, seed: int = 0, pose=None,
+                 smooth: bool = False) -> Tensor:
         """A video (frames, 3, S, S) in [0, 1] of the person in ``image`` doing ``action``.
 
         ``image``: a PIL image, a path, or a (3, S, S) tensor in [-1, 1]; ``pose``: its keypoints (17, 3)
         in the pixels of the S x S image (default: this task's pose estimator finds them); ``seed``: the
-        PSGAN noise."""
-        picture, poses = self.pipeline_poses(image, action, frames, seed=seed, pose=pose)
+        PSGAN noise; ``smooth``: filter PSGAN's poses over time (:meth:`PSGAN.generate_poses`)."""
+        picture, poses = self.pipeline_poses(image, action, frames, seed=seed, pose=pose, smooth=smooth)
         with eval_mode(self):
             video = self.render(picture, poses)
         return ((video.float().clamp(-1, 1) + 1) / 2).cpu()
