@@ -188,6 +188,17 @@ def _check_classify(model, root: Path) -> None:
     assert probabilities.shape == (8, 10) and torch.allclose(probabilities.sum(dim=1), torch.ones(8))
 
 
+def _check_retrieval(model, root: Path) -> None:
+    from PIL import Image
+
+    images = [Image.open(p) for p in sorted((root / "images").glob("*.png"))[:6]]
+    embedded = model.encode_image(images)
+    assert embedded.shape == (6, model.hparams.dim) and torch.allclose(embedded.norm(dim=1), torch.ones(6))
+    found = model.search("a red circle above a green square", embedded, k=5)
+    assert len(found) == 5 and len({i for i, _ in found}) == 5 and {i for i, _ in found} <= set(range(6))
+    assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+
+
 def _make_posevideo(folder: Path) -> Path:
     from crossmedia.data.builtin.puppets import make_puppets
 
@@ -213,7 +224,8 @@ class Tiny:
     """A task's smallest useful run: ``config`` (YAML, ``{root}`` = the data folder) trains
     ``train_items`` items per epoch in batches of ``batch_size``; ``loss`` and ``val`` are logged
     keys, ``media`` the sample images logged after each validation epoch, ``check(model, root)``
-    asserts that an exported model's inference method gives sane outputs."""
+    asserts that an exported model's inference method gives sane outputs; ``tables`` the W&B
+    tables logged after each validation epoch (``samples/<name>``)."""
 
     config: str
     make_data: Callable[[Path], Path] | None  # None: the session's ``mini`` digits slice
@@ -226,6 +238,7 @@ class Tiny:
     strategy: str = "ddp"
     ddp_xfail: str = ""  # a known DDP bug of the task, named in the report (the xfail is strict)
     optimizers: int = 1  # optimizer steps per batch: a manual GAN steps G and D, and global_step counts both
+    tables: tuple[str, ...] = ()
 
     def batches(self, *, devices: int = 1, epochs: int = 1) -> int:
         """Training batches: each rank gets ceil(N / devices) items (DistributedSampler pads)."""
@@ -319,6 +332,18 @@ data:
         # fine; see ClassifyModule's image_size)
         make_data=None, train_items=96,  # mini, as hashing
         batch_size=16, loss="train/loss", val="val/top1", media=("predictions",), check=_check_classify),
+    "retrieval": Tiny(
+        config="""seed_everything: 0
+model:
+  class_path: crossmedia.tasks.retrieval.module.VSEPP
+  init_args: {{backbone: test_resnet, pretrained: false, dim: 32, word_dim: 16, image_size: 32, gather_negatives: true}}
+data:
+  class_path: crossmedia.tasks.retrieval.data.RetrievalDataModule
+  init_args: {{dataset: scenes, root: {root}, image_size: 32, batch_size: 4, eval_batch_size: 8, min_count: 2}}
+""" + TRAINER,
+        # gather_negatives (the default, written out): under DDP each rank's loss sees both ranks' 4 + 4 rows
+        make_data=_make_caption, train_items=40, batch_size=4, loss="train/loss", val="val/rsum",
+        media=("retrieval",), check=_check_retrieval, tables=("retrieval_table",)),
 }
 EXTRA_MODULES = ["posevideo-psgan"]
 
@@ -329,7 +354,7 @@ def _registered_tasks() -> list[str]:
     return sorted({entry.task for entry in zoo.list_models()})
 
 
-TASKS = _registered_tasks()
+TASKS = sorted(set(_registered_tasks()) | set(TINY) - set(EXTRA_MODULES))  # a tiny config runs before its first card
 
 
 def test_every_registered_task_has_a_tiny_config():
@@ -559,6 +584,11 @@ def test_wandb_offline_run_lives_in_the_run_folder(task, tmp_path, hashing_data,
     assert len(values) == 1 and math.isfinite(values[0])
     logged_files = {f for row in history for k, v in row.items() if k.endswith("/filenames") for f in v}
     assert {Path(f).name for f in logged_files} == {p.name for p in media.glob("*.png")}
+    for key in spec.tables:  # the file holds the rows; their images go to a run_table artifact
+        [table] = [{k.rsplit("/", 1)[1]: v for k, v in row.items() if k.startswith(f"samples/{key}/")}
+                   for row in history if f"samples/{key}/_type" in row]
+        assert table["_type"] == "table-file" and table["nrows"] > 0, table
+        assert (offline / "files" / table["path"]).is_file()
 
 
 # 6. small commands: data prepare, zoo show with a typo

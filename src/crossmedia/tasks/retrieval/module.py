@@ -241,15 +241,17 @@ class RetrievalModule(TaskModule):
             self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["images"]))
         return loss
 
-    def _eval_step(self, metric: RetrievalRecall, batch: dict) -> None:
+    def _eval_step(self, metric: RetrievalRecall, batch: dict) -> Tensor:
         images = self.embed_images(batch["images"])  # (B, D)
         captions = rearrange(batch["captions"], "b k l -> (b k) l")  # (5B, L)
         lengths = rearrange(batch["lengths"], "b k -> (b k)")  # (5B,)
         texts = rearrange(self.embed_texts(captions, lengths), "(b k) d -> b k d", k=CAPTIONS_PER_IMAGE)  # (B, 5, D)
         metric.update(images.float(), texts.float(), batch["index"])
+        return images
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(self.val_recall, batch)
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        """Updates R@K; returns the image embeddings ``{"images": (B, D)}`` for :class:`RetrievalSamples`."""
+        return {"images": self._eval_step(self.val_recall, batch)}
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(self.test_recall, batch)
@@ -266,6 +268,11 @@ class RetrievalModule(TaskModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_recall(self.test_recall, "test")
+
+    def configure_callbacks(self):
+        from crossmedia.tasks.retrieval.callbacks import RetrievalSamples
+
+        return [RetrievalSamples()]
 
     def configure_optimizers(self):
         """Adam at ``lr``, divided by 10 from ``lr_decay_epoch`` (default: half of max_epochs; none
