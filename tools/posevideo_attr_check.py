@@ -13,28 +13,27 @@ Run: ``python tools/posevideo_attr_check.py [--batches N]`` (about a minute on o
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 
 from crossmedia import zoo
 from crossmedia.tasks.posevideo.attr import GARMENTS, garment_colours, hue_shift, recolour
-from crossmedia.tasks.posevideo.data import PoseVideoDataModule
 from crossmedia.tasks.posevideo.metrics import HueError, PCKMetric
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when a test loads this file by path
+from _posevideo import entry_and_test_batches  # noqa: E402
 
 
-def check(name: str, batches: int | None = None) -> dict[str, float]:
+def check(name: str, batches: int | None = None, eval_clips: int | None = None) -> dict[str, float]:
     """The numbers above for one zoo entry."""
-    model = zoo.load(name)
+    model, test_batches = entry_and_test_batches(name, batches, eval_clips)
     estimator = zoo.load(model.hparams.estimator)
-    data = PoseVideoDataModule(**zoo.card(name).config["data"]["init_args"])
-    data.setup("test")
     slot_l1, change = [], []
     hue = {garment: HueError(labels=(label,)) for garment, label in GARMENTS.items()}
     real, real_recoloured = PCKMetric(), PCKMetric()
     with torch.no_grad():
-        for i, batch in enumerate(data.test_dataloader()):
-            if batches is not None and i >= batches:
-                break
+        for batch in test_batches:
             source, target, kp, masks = batch["source"], batch["target"], batch["target_keypoints"], batch["target_mask"]
             request, true = model.requested_hues(target, masks)  # (B, 2) degrees each
             colours = model.colours(source)  # (B, 2, 3)

@@ -1,7 +1,7 @@
 """Why PSGAN's sequences are jerkier than real ones (issue 12, claim 1): numbers the psgan card quotes.
 
 On the psgan card's test split (first pose, action, the evaluation's noise), for the generated sequences G,
-the real ones R and G after a [1, 2, 1] / 4 temporal filter (``smoothed``; the end frames repeated):
+the real ones R and G after ``models.temporal_filter`` ([1, 2, 1] / 4 over time; ``smoothed``):
 
 * the jitter: mean |G − smoothed G| per visible joint and frame (image px);
 * smoothness (mean joint acceleration, px / frame²), mean speed (px / frame), RMS displacement from each
@@ -16,24 +16,19 @@ Run: ``python tools/posevideo_psgan_jitter.py [--batches N]`` (under a minute on
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from crossmedia import zoo
 from crossmedia.core.modes import eval_mode
-from crossmedia.tasks.posevideo.data import PoseVideoDataModule
 from crossmedia.tasks.posevideo.metrics import smoothness
+from crossmedia.tasks.posevideo.models import temporal_filter
 from crossmedia.tasks.posevideo.module import item_noise
-
-
-def temporal_filter(keypoints: Tensor) -> Tensor:
-    """(B, T, 17, 3) -> the same, x and y filtered by [1, 2, 1] / 4 over time (ends repeated); absent joints
-    stay (0, 0, 0)."""
-    xy = keypoints[..., :2]
-    padded = torch.cat([xy[:, :1], xy, xy[:, -1:]], 1)
-    smooth = (padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]) / 4
-    return torch.where(keypoints[..., 2:] > 0, torch.cat([smooth, keypoints[..., 2:]], -1), 0.0)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when a test loads this file by path
+from _posevideo import entry_and_test_batches  # noqa: E402
 
 
 def motion(keypoints: Tensor) -> tuple[float, float]:
@@ -44,16 +39,12 @@ def motion(keypoints: Tensor) -> tuple[float, float]:
     return float(speed[seen].mean()), float(rms[seen].mean())
 
 
-def check(name: str = "psgan", batches: int | None = None) -> dict[str, float]:
-    model = zoo.load(name)
+def check(name: str = "psgan", batches: int | None = None, eval_clips: int | None = None) -> dict[str, float]:
+    model, test_batches = entry_and_test_batches(name, batches, eval_clips)
     classifier = zoo.load(model.hparams.classifier)
-    data = PoseVideoDataModule(**zoo.card(name).config["data"]["init_args"])
-    data.setup("test")
     real, fake, actions = [], [], []
     with torch.no_grad():
-        for i, batch in enumerate(data.test_dataloader()):
-            if batches is not None and i >= batches:
-                break
+        for batch in test_batches:
             kp = batch["keypoints"][:, : model.frames]
             fake.append(model.sequence(kp[:, 0], batch["action"], item_noise(batch["index"], 0, model.hparams.noise_dim)))
             real.append(kp)
