@@ -67,8 +67,7 @@ from crossmedia.core.task import TaskModule
 from crossmedia.nn.gan_losses import bce_d_loss, bce_g_loss
 from crossmedia.nn.patchgan import PatchGAN
 from crossmedia.tasks.posevideo.models import (ABNORMAL_KINDS, POSE_CHANNELS, FrameGenerator, PoseSequenceGenerator,
-                                               abnormal_pose, pose_maps, rescale_keypoints,
-                                               temporal_filter)
+                                               abnormal_pose, pose_maps, rescale_keypoints, temporal_filter)
 
 __all__ = ["PSGAN", "SCGAN", "item_noise"]
 
@@ -547,9 +546,9 @@ class SCGAN(_Pipeline, _Helpers, TaskModule):
                  estimator: str | None = "pose-estimator", psgan: str | None = "psgan",
                  accumulate_grad_batches: int = 1, clip: float | None = None):
         super().__init__()
-        abnormal_kinds = tuple(abnormal_kinds)
+        abnormal_kinds = list(abnormal_kinds)  # a list in the saved hyperparameters (plain YAML)
         if not abnormal_kinds or any(kind not in ABNORMAL_KINDS for kind in abnormal_kinds):
-            raise ValueError(f"SCGAN: abnormal_kinds must be some of {list(ABNORMAL_KINDS)}, got {list(abnormal_kinds)} "
+            raise ValueError(f"SCGAN: abnormal_kinds must be some of {list(ABNORMAL_KINDS)}, got {abnormal_kinds} "
                              f"(model.init_args.abnormal_kinds)")
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -590,7 +589,8 @@ class SCGAN(_Pipeline, _Helpers, TaskModule):
         fake = self.generator(source, maps)
         bad = None
         if hp.semantic_consistency:
-            bad = self.generator(source, self.maps(abnormal_pose(kp, self._abnormal_rng, kinds=tuple(self.hparams.abnormal_kinds))))
+            bad_kp = abnormal_pose(kp, self._abnormal_rng, kinds=tuple(self.hparams.abnormal_kinds))
+            bad = self.generator(source, self.maps(bad_kp))
 
         def d_loss() -> Tensor:
             real_logits = self.discriminator(target, cond)
