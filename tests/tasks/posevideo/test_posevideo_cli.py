@@ -24,8 +24,9 @@ class FakeVideoModel:
     def __init__(self):
         self.calls = []
 
-    def generate(self, image, *, action, frames, seed, pose):
-        self.calls.append({"image": image, "action": action, "frames": frames, "seed": seed, "pose": pose})
+    def generate(self, image, *, action, frames, seed, pose, smooth=False):
+        self.calls.append({"image": image, "action": action, "frames": frames, "seed": seed, "pose": pose,
+                           "smooth": smooth})
         if pose is not None and pose[0, 2] < 0:
             raise ValueError("pose: visibility must be >= 0")
         return torch.linspace(0, 1, frames)[:, None, None, None].expand(frames, 3, 24, 32)  # (T, 3, H, W)
@@ -90,6 +91,9 @@ def test_pose_json_in_each_accepted_layout_reaches_generate(fake, image, tmp_pat
     assert posevideo_main([str(image), "--action", "walk", "--pose", str(pose), "--out", str(tmp_path / "w.gif")]) == 0
     given = fake.calls[0]["pose"]
     assert given.shape == (17, 3) and given.dtype == torch.float32 and given[16].tolist() == [5, 6, 2]
+    assert fake.calls[0]["smooth"] is False
+    assert posevideo_main([str(image), "--action", "walk", "--smooth", "--out", str(tmp_path / "s.gif")]) == 0
+    assert fake.calls[1]["smooth"] is True
 
 
 def _error(capsys) -> str:

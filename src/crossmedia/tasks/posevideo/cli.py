@@ -132,8 +132,8 @@ def posevideo_main(argv: list[str]) -> int:
         hint = f" (did you mean {close[0]}?)" if close else ""
         return _fail(f"unknown action {args.action!r} for {args.model}{hint}; valid actions: {', '.join(actions)}")
     try:
-        video = model.generate(image, action=args.action, frames=args.frames, seed=args.seed, pose=pose,
-                               smooth=args.smooth)
+        smooth = {"smooth": True} if args.smooth else {}  # a generate() without the option still works without it
+        video = model.generate(image, action=args.action, frames=args.frames, seed=args.seed, pose=pose, **smooth)
         written = model.save_video(video, out, fps=args.fps)
     except (ValueError, KeyError) as err:  # the model's own checks (a pose it cannot use, ...)
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

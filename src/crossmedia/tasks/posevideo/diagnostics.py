@@ -51,6 +51,7 @@ def _entry_and_test_batches(name: str, batches: int | None = None, eval_clips: i
     model = load(name)
     args = card(name).config["data"]["init_args"]
     data = PoseVideoDataModule(**{**args, "eval_clips": eval_clips or args.get("eval_clips")})
+    data.prepare_data()  # the built-in puppets are generated on first use
     data.setup("test")
 
     def take() -> Iterator[dict]:
