@@ -26,7 +26,7 @@ look). What each measures:
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from itertools import islice
 
 import torch
 from torch import Tensor
@@ -53,14 +53,7 @@ def _entry_and_test_batches(name: str, batches: int | None = None, eval_clips: i
     data = PoseVideoDataModule(**{**args, "eval_clips": eval_clips or args.get("eval_clips")})
     data.prepare_data()  # the built-in puppets are generated on first use
     data.setup("test")
-
-    def take() -> Iterator[dict]:
-        for i, batch in enumerate(data.test_dataloader()):
-            if batches is not None and i >= batches:
-                return
-            yield batch
-
-    return model, take()
+    return model, islice(data.test_dataloader(), batches)  # batches=None: all of them
 
 
 def _motion(keypoints: Tensor) -> tuple[float, float]:
