@@ -57,12 +57,22 @@ def _videos(root, tmp_path):
     return "has no split file: using 5 random 80/20 splits"
 
 
+def _precomp(root):
+    """VSE++'s precomputed layout: 10 / 5 / 5 images of 16-d features, 5 caption lines each."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 10), ("dev", 5), ("test", 5)):
+        np.save(root / f"{split}_ims.npy", rng.normal(size=(count, 16)).astype(np.float32))
+        (root / f"{split}_caps.txt").write_text("".join(f"{WORDS[(i + k) % 5]}\n" for i in range(count) for k in range(5)))
+    return "gives precomputed image features (16-d): the image CNN"
+
+
 def _tree(root):
     return sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
 
 
 def test_the_section_has_a_command_per_format():
-    assert [c.split()[3] for c in COMMANDS] == ["caption-xe", "csq", "sum-gda"]
+    assert [c.split()[3] for c in COMMANDS] == ["caption-xe", "csq", "sum-gda", "vsepp"]
 
 
 @pytest.mark.slow
@@ -71,7 +81,7 @@ def test_a_readme_own_data_command_trains_on_a_folder_it_leaves_untouched(comman
     folder = tmp_path / "mine"  # ~/my-... in the README
     card = command.split()[3]
     said = {"caption-xe": lambda: _captions(folder), "csq": lambda: _lists(folder, hashing_data / "digits"),
-            "sum-gda": lambda: _videos(folder, tmp_path)}[card]()
+            "sum-gda": lambda: _videos(folder, tmp_path), "vsepp": lambda: _precomp(folder)}[card]()
     before = _tree(folder)
     args = [re.sub(r"~/my-[\w-]+", str(folder), arg) for arg in shlex.split(command)][1:]
     env = {**os.environ, "CROSSMEDIA_HOME": str(tmp_path / "home"), "CROSSMEDIA_DATA": str(tmp_path / "data"),

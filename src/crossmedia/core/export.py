@@ -88,11 +88,13 @@ def export_run(run_dir: str | Path, *, name: str, checkpoint: str = "last", summ
     _refuse_non_finite(state, ckpt, f"they overflow {dtype}; export with --dtype float32 or bfloat16")
     # init args a module only learns during fit (e.g. a caption vocabulary built from the data)
     model_config = {**config["model"], "init_args": dict(config["model"].get("init_args") or {})}
+    # (None is a value: e.g. retrieval's image_features stays None on images)
     for key in model_cls.fit_hparams:
-        value = checkpoint.get("hyper_parameters", {}).get(key)
-        if value is None:
+        hyper_parameters = checkpoint.get("hyper_parameters", {})
+        if key not in hyper_parameters:
             raise ValueError(f"{ckpt}: the checkpoint has no hyper-parameter {key!r}, which {model_cls.__name__} "
-                             f"sets during fit; was the run finished?")
+                             f"sets during fit; was it written by {model_cls.__name__}?")
+        value = hyper_parameters[key]
         model_config["init_args"][key] = list(value) if isinstance(value, tuple) else value
 
     trainer_keys = ("max_epochs", "max_steps", "precision", "accumulate_grad_batches", "gradient_clip_val",

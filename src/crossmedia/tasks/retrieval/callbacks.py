@@ -81,7 +81,8 @@ def _merge_top(scores: Tensor, indices: Tensor, k: int) -> tuple[Tensor, Tensor]
 # classes
 
 class RetrievalSamples(MediaCallback):
-    """Text → image samples of the validation set (module docstring).
+    """Text → image samples of the validation set (module docstring); none on precomputed image
+    features (there is no image to show).
 
     Args:
         num_queries: how many validation images give a query (their first caption), from the first.

@@ -1,9 +1,17 @@
-"""The image–text retrieval DataModule over a Karpathy-format caption folder (built-in ``scenes``).
+"""The image–text retrieval DataModule over a Karpathy-format caption folder (built-in ``scenes``)
+or a folder of VSE++'s precomputed image features.
 
-The folder is found, generated (``scenes``) or checked exactly as the caption task does it
-(:func:`crossmedia.data.karpathy.ensure_caption_folder`, then :func:`read_caption_folder`), and the
-vocabulary is built from the training captions (:class:`~crossmedia.data.karpathy.Vocabulary`:
-words seen more than ``min_count`` times, ``<eos>`` = 0 pads, ``<unk>`` = 1).
+A caption folder is found, generated (``scenes``) or checked exactly as the caption task does it
+(:func:`crossmedia.data.karpathy.ensure_caption_folder`, then :func:`read_caption_folder`). A folder
+in VSE++'s precomputed layout (``{split}_ims.npy`` + ``{split}_caps.txt``, read by
+:func:`crossmedia.data.vse_features.read_vse_precomp`; ``format="auto"`` recognises it by those
+names) is read in place: ``train`` trains, ``dev`` validates on its first 5,000 captions as VSE++
+does (all of ``test`` when there is no dev split), ``test_split`` (``test``, or COCO's ``testall``)
+tests, and batches carry ``feats`` (B, D_f) float32 instead of ``images``; ``feature_dim`` is D_f
+(None for images), which a retrieval module reads to build its precomputed-feature encoder. In
+both cases the vocabulary is built from the training captions
+(:class:`~crossmedia.data.karpathy.Vocabulary`: words seen more than ``min_count`` times, ``<eos>``
+= 0 pads, ``<unk>`` = 1).
 
 Batches are dicts (B images, S = ``image_size``, L = ``max_len + 1``):
 
@@ -28,7 +36,9 @@ so under DDP every process gathers equally many rows.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -38,8 +48,11 @@ from crossmedia.core.task import SplitLoaders, TaskDataModule
 from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, read_caption_folder,
                                      verify_images)
 from crossmedia.data.pixels import image_tensor
+from crossmedia.data.vse_features import (VSEPP_DEV_CAPTIONS, looks_like_vse_precomp, read_vse_precomp,
+                                          vse_precomp_splits)
 
-__all__ = ["CAPTIONS_PER_IMAGE", "RetrievalDataModule", "RetrievalDataset", "image_tensor", "encode_captions"]
+__all__ = ["CAPTIONS_PER_IMAGE", "RetrievalDataModule", "RetrievalDataset", "PrecompRetrievalDataset", "image_tensor",
+           "encode_captions"]
 
 CAPTIONS_PER_IMAGE = 5  # the evaluation protocol's (VSE++ i2t / t2i)
 SPLITS = ("train", "val", "test")
@@ -70,18 +83,43 @@ class RetrievalDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         with Image.open(self.records[index].path) as image:
             item = {"index": index, "images": image_tensor(image, self.image_size)}
-        ids, lengths = self.encoded[index]  # (C, L), (C,)
-        if self.train:
-            pick = int(torch.randint(len(ids), ()))
-            ids, lengths = ids[pick], lengths[pick]  # (L,), ()
-        item["captions"], item["lengths"] = ids, lengths
-        return item
+        return _with_captions(item, *self.encoded[index], self.train)
+
+
+def _with_captions(item: dict, ids: torch.Tensor, lengths: torch.Tensor, train: bool) -> dict:
+    """``item`` with ``captions`` and ``lengths``: one random caption (training) or all given (evaluation)."""
+    if train:
+        pick = int(torch.randint(len(ids), ()))
+        ids, lengths = ids[pick], lengths[pick]  # (L,), ()
+    item["captions"], item["lengths"] = ids, lengths
+    return item
+
+
+class PrecompRetrievalDataset(Dataset):
+    """One split of VSE++'s precomputed layout: feature row + index, and one random caption (training)
+    or the 5 (evaluation). ``features`` (N, D_f) float32, one row per image; ``captions`` 5N token lists."""
+
+    def __init__(self, features: np.ndarray, captions: list[list[str]], *, vocabulary: Vocabulary, max_len: int,
+                 train: bool):
+        self.features, self.train = features, train
+        ids, lengths = encode_captions(vocabulary, captions, max_len)  # (5N, L), (5N,)
+        self.ids = ids.view(len(features), CAPTIONS_PER_IMAGE, -1)  # (N, 5, L)
+        self.lengths = lengths.view(len(features), CAPTIONS_PER_IMAGE)  # (N, 5)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict:
+        item = {"index": index, "feats": torch.from_numpy(np.array(self.features[index], dtype=np.float32))}
+        return _with_captions(item, self.ids[index], self.lengths[index], self.train)
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack a list of items: images (B, 3, S, S), captions (B, L) or (B, 5, L), lengths (B,) or (B, 5)."""
+    """Stack a list of items: images (B, 3, S, S) or feats (B, D_f), captions (B, L) or (B, 5, L),
+    lengths (B,) or (B, 5)."""
+    visual = "images" if "images" in items[0] else "feats"
     return {"index": torch.tensor([item["index"] for item in items], dtype=torch.long),
-            **{key: torch.stack([item[key] for item in items]) for key in ("images", "captions", "lengths")}}
+            **{key: torch.stack([item[key] for item in items]) for key in (visual, "captions", "lengths")}}
 
 
 def _check_five(records: list[CaptionedImage], split: str, root: Path) -> None:
@@ -98,27 +136,68 @@ class RetrievalDataModule(SplitLoaders, TaskDataModule):
 
     ``dataset`` names a registered caption dataset (``scenes`` is generated on first use) whose
     folder is ``data/<dataset>`` unless ``root`` points elsewhere (any folder with a Karpathy JSON
-    or COCO caption files). ``val`` falls back to ``test`` when the folder has no val images.
-    ``vocabulary`` is set by :meth:`setup`.
+    or COCO caption files, or VSE++'s precomputed features). ``val`` falls back to ``test`` when the
+    folder has no val images. ``format``: ``"auto"`` (a folder with ``{split}_ims.npy`` +
+    ``{split}_caps.txt`` is precomputed features, anything else a caption folder), ``"karpathy"``
+    or ``"vse-precomp"``; ``test_split``: the precomputed split tested (``"test"`` or ``"testall"``).
+    ``vocabulary`` and ``feature_dim`` (D_f of precomputed features, None for images) are set by
+    :meth:`setup`.
     """
 
     collate = staticmethod(collate)
 
     def __init__(self, *, dataset: str = "scenes", root: str | None = None, image_size: int = 64,
                  batch_size: int = 128, eval_batch_size: int = 250, min_count: int = 4, max_len: int = 32,
-                 num_workers: int = 0, check_images: bool = True, drop_last: bool = True):
+                 num_workers: int = 0, check_images: bool = True, drop_last: bool = True,
+                 format: Literal["auto", "karpathy", "vse-precomp"] = "auto",
+                 test_split: Literal["test", "testall"] = "test"):
         super().__init__()
         self.save_hyperparameters()
         self.root = Path(root) if root is not None else data_root() / dataset
         self.vocabulary: Vocabulary | None = None
-        self.datasets: dict[str, RetrievalDataset] = {}
+        self.feature_dim: int | None = None
+        self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def precomputed(self) -> bool:
+        """True when the folder is read as VSE++'s precomputed features (``format``, or recognised by ``auto``)."""
+        fmt = self.hparams.format
+        return fmt == "vse-precomp" or (fmt == "auto" and looks_like_vse_precomp(self.root))
 
     def prepare_data(self) -> None:
-        ensure_caption_folder(self.root, self.hparams.dataset)
+        if not self.precomputed:
+            ensure_caption_folder(self.root, self.hparams.dataset)
+
+    def _setup_precomputed(self) -> None:
+        found = vse_precomp_splits(self.root)
+        test = self.hparams.test_split
+        missing = [split for split in ("train", test) if split not in found]
+        if missing:  # read_vse_precomp's error names the files and lists the folder
+            read_vse_precomp(self.root, missing[0])
+        splits = {"train": read_vse_precomp(self.root, "train"), "test": read_vse_precomp(self.root, test)}
+        splits["val"] = read_vse_precomp(self.root, "dev", max_captions=VSEPP_DEV_CAPTIONS) if "dev" in found \
+            else splits["test"]
+        dims = {name: split.images.shape[1] for name, split in splits.items()}
+        if len(set(dims.values())) > 1:
+            raise ValueError(f"{self.root}: the splits' image features differ in width ({dims}); every "
+                             f"{{split}}_ims.npy must come from the same network")
+        tokens = {name: split.tokens() for name, split in splits.items()}
+        for name, split in splits.items():
+            empty = next((i for i, words in enumerate(tokens[name]) if not words), None)
+            if empty is not None:
+                raise ValueError(f"{self.root / (split.split + '_caps.txt')}: line {empty + 1} ({split.captions[empty]!r}) "
+                                 f"has no word once punctuation is removed; write a caption with words there")
+        self.vocabulary = Vocabulary.build(tokens["train"], min_count=self.hparams.min_count)
+        self.feature_dim = dims["train"]
+        self.datasets = {name: PrecompRetrievalDataset(splits[name].images, tokens[name], vocabulary=self.vocabulary,
+                                                       max_len=self.hparams.max_len, train=name == "train")
+                         for name in SPLITS}
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocabulary is not None:
             return
+        if self.precomputed:
+            return self._setup_precomputed()
         ensure_caption_folder(self.root, self.hparams.dataset)
         records = read_caption_folder(self.root)
         by_split = {split: [r for r in records if r.split == split] for split in SPLITS}

@@ -24,6 +24,11 @@ the loss is that of one process with the global batch; its gradient flows back t
 that computed each embedding (DDP then averages the identical losses' gradients). Set
 ``gather_negatives=False`` for in-batch negatives per process (cheaper, weaker negatives).
 
+Precomputed image features (VSE++'s ``*_precomp`` data, ``image_features=D_f``): φ(i) is the
+given (D_f,) row, so f(i) = W_f φ(i) / ‖·‖ is VSE++'s ``EncoderImagePrecomp`` (a linear layer, then
+L2 normalisation) and no CNN is built. Fitting a CNN model on such a folder replaces its CNN by
+that encoder and says so in one line (the data's ``feature_dim`` sizes ``W_f``).
+
 Evaluation: every image of the split with its 5 captions
 (:class:`crossmedia.tasks.retrieval.data.RetrievalDataModule`) into
 :class:`crossmedia.metrics.retrieval.RetrievalRecall` (VSE++'s ``i2t`` / ``t2i``, gathered over
@@ -37,6 +42,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from crossmedia.core.backbones import create_backbone
@@ -76,6 +82,9 @@ class RetrievalModule(TaskModule):
         vocab: the words by id (``Vocabulary.words``); ``None`` takes the data's at fit.
         backbone, pretrained: the image CNN by timm name (:func:`create_backbone`; the default
             EfficientNet-Lite0's ImageNet weights need no download).
+        image_features: D_f of precomputed image features: the image encoder is then W_f alone
+            (no CNN; ``backbone`` and ``pretrained`` are not used). ``None`` takes the data's at
+            fit when it gives features (a :class:`RetrievalDataModule` on VSE++'s precomputed layout).
         train_backbone: fine-tune the CNN (False: frozen, in eval mode, only the projection learns).
         dim: joint embedding width D (VSE++: 1024).
         word_dim, text_layers, bidirectional, pooling: the GRU text encoder
@@ -90,7 +99,7 @@ class RetrievalModule(TaskModule):
     task = "retrieval"
     summary = "image-text retrieval by a joint embedding"
     card_metrics = [{"metric": key, "key": f"test/{key}", "split": "test"} for key in _METRIC_KEYS]
-    fit_hparams = ("vocab",)  # built from the training captions at fit; export copies it into the card
+    fit_hparams = ("vocab", "image_features")  # from the data at fit; export copies them into the card
     inference = ("search", "encode_image", "encode_text")
     similarity = staticmethod(dot_similarity)
     nonnegative = False  # order embeddings take absolute values
@@ -99,12 +108,15 @@ class RetrievalModule(TaskModule):
                  pretrained: bool = True, train_backbone: bool = True, dim: int = 1024, word_dim: int = 300,
                  text_layers: int = 1, bidirectional: bool = False, pooling: Literal["last", "mean"] = "last",
                  margin: float = VSE_MARGIN, image_size: int = 64, max_len: int = 32, lr: float = 2e-4,
-                 lr_decay_epoch: int | None = None, gather_negatives: bool = True):
+                 lr_decay_epoch: int | None = None, gather_negatives: bool = True,
+                 image_features: int | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.image_backbone = create_backbone(backbone, pretrained=pretrained, num_classes=0)
-        self.image_backbone.requires_grad_(train_backbone)
-        self.image_fc = nn.Linear(self.image_backbone.num_features, dim)
+        self.image_backbone: nn.Module | None = None
+        if image_features is None:
+            self.image_backbone = create_backbone(backbone, pretrained=pretrained, num_classes=0)
+            self.image_backbone.requires_grad_(train_backbone)
+        self.image_fc = nn.Linear(image_features or self.image_backbone.num_features, dim)
         self.vocabulary: Vocabulary | None = None
         self.text_encoder: GRUSentenceEncoder | None = None
         self.text_fc: nn.Module = nn.Identity()
@@ -124,9 +136,14 @@ class RetrievalModule(TaskModule):
         self.text_fc = nn.Linear(width, hp.dim) if width != hp.dim else nn.Identity()
 
     def configure_model(self) -> None:
-        """Build the text encoder from the data's vocabulary when the module was made without one;
-        refuse data whose vocabulary differs from the model's (its word ids would mean other words)."""
+        """Match the encoders to the data: build the text encoder from the data's vocabulary when the
+        module was made without one, and the image encoder for its images or precomputed features.
+        ``fit`` (which starts from the card's recipe, not its weights) rebuilds a text encoder of other
+        words or an image encoder of another input and says so in one line; validate / test refuse
+        such data (the trained weights would read other words or other features)."""
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        fitting = self._trainer is None or self._trainer.state.fn == "fit"
+        self._take_feature_dim(getattr(datamodule, "feature_dim", None), datamodule, fitting)
         data_vocabulary = getattr(datamodule, "vocabulary", None)
         if self.text_encoder is None:
             if data_vocabulary is None:
@@ -134,15 +151,49 @@ class RetrievalModule(TaskModule):
                                    f"RetrievalDataModule, whose training captions give one")
             self._build_text(data_vocabulary)
         elif data_vocabulary is not None and list(data_vocabulary.words) != list(self.vocabulary.words):
+            if fitting:
+                rank_zero_info(f"retrieval: the data's vocabulary ({len(data_vocabulary)} words) differs from the "
+                               f"model's ({len(self.vocabulary)}): the text encoder is built anew for it")
+                return self._build_text(data_vocabulary)
             raise ValueError(f"the model's vocabulary ({len(self.vocabulary)} words) differs from the one the data "
                              f"builds from its training captions ({len(data_vocabulary)} words, min_count "
                              f"{data_vocabulary.min_count}): use the data (and min_count) it was trained on, or "
                              f"train a new model (model.init_args.vocab: null)")
 
+    def _take_feature_dim(self, feature_dim: int | None, datamodule, fitting: bool) -> None:
+        """Match the image encoder to the data: precomputed features of width ``feature_dim`` (None:
+        images). ``fit`` rebuilds it and says so; validate / test refuse (the weights read other input)."""
+        hp = self.hparams
+        have = hp.image_features
+        if feature_dim == have:
+            return
+        where = getattr(datamodule, "root", "the data")
+        if not fitting:
+            reads = f"precomputed image features of width {have}" if have is not None else f"images (CNN {hp.backbone})"
+            gives = f"image features of width {feature_dim}" if feature_dim is not None else "images"
+            raise ValueError(f"{type(self).__name__} was trained on {reads}, but {where} gives {gives}: evaluate it "
+                             f"on data like its training data, or fit it on this data first (fit rebuilds the image "
+                             f"encoder)")
+        if feature_dim is None:
+            rank_zero_info(f"{where} gives images: the model's precomputed-feature encoder ({have}-d) is replaced by "
+                           f"the image CNN {hp.backbone} (pretrained: {hp.pretrained}) and a new linear layer")
+            self.image_backbone = create_backbone(hp.backbone, pretrained=hp.pretrained, num_classes=0)
+            self.image_backbone.requires_grad_(hp.train_backbone)
+        elif have is not None:
+            rank_zero_info(f"{where} gives image features of width {feature_dim}, the model's encoder takes {have}: "
+                           f"a new linear layer {feature_dim} -> {hp.dim} replaces it")
+        else:
+            rank_zero_info(f"{where} gives precomputed image features ({feature_dim}-d): the image CNN "
+                           f"({hp.backbone}) is replaced by VSE++'s precomputed-feature encoder, a new "
+                           f"linear layer {feature_dim} -> {hp.dim}")
+            self.image_backbone = None
+        hp.image_features = feature_dim
+        self.image_fc = nn.Linear(feature_dim or self.image_backbone.num_features, hp.dim)
+
     def train(self, mode: bool = True):
         """As ``nn.Module.train``, but a frozen backbone (``train_backbone=False``) stays in eval mode."""
         super().train(mode)
-        if not self.hparams.train_backbone:
+        if not self.hparams.train_backbone and self.image_backbone is not None:
             self.image_backbone.eval()
         return self
 
@@ -153,8 +204,19 @@ class RetrievalModule(TaskModule):
         return x.abs() if self.nonnegative else x
 
     def embed_images(self, images: Tensor) -> Tensor:
-        """f(i): (B, 3, S, S) in [−1, 1] -> (B, D), unit length (non-negative for order embeddings)."""
+        """f(i): (B, 3, S, S) in [−1, 1] (or (B, D_f) features for an ``image_features`` model) ->
+        (B, D), unit length (non-negative for order embeddings)."""
+        if self.image_backbone is None:
+            if images.ndim != 2 or images.shape[1] != self.hparams.image_features:
+                raise ValueError(f"{type(self).__name__} takes precomputed image features (N, "
+                                 f"{self.hparams.image_features}), got shape {tuple(images.shape)}")
+            return self._finish(self.image_fc(images))
         return self._finish(self.image_fc(self.image_backbone(images)))
+
+    @staticmethod
+    def _visual(batch: dict) -> Tensor:
+        """A batch's images (B, 3, S, S) or precomputed features (B, D_f)."""
+        return batch["images"] if "images" in batch else batch["feats"]
 
     def embed_texts(self, captions: Tensor, lengths: Tensor) -> Tensor:
         """g(c): ids (B, L) long + lengths (B,) long -> (B, D), unit length (non-negative for order)."""
@@ -165,7 +227,13 @@ class RetrievalModule(TaskModule):
     # inference API
 
     def _image_batch(self, images) -> Tensor:
-        """PIL images (one or a list) or a (N, 3, H, W) tensor in [−1, 1] -> a batch on the module's device."""
+        """PIL images (one or a list) or a (N, 3, H, W) tensor in [−1, 1] -> a batch on the module's device
+        ((N, D_f) features for an ``image_features`` model)."""
+        if self.image_backbone is None:
+            if not isinstance(images, Tensor):
+                raise TypeError(f"{type(self).__name__} was trained on precomputed image features: pass them as a "
+                                f"(N, {self.hparams.image_features}) tensor, not {type(images).__name__}")
+            return images.to(self.device, torch.float32)
         if isinstance(images, Tensor):
             if images.ndim != 4 or images.shape[1] != 3:
                 raise TypeError(f"images as a tensor must be (N, 3, H, W) in [-1, 1], got shape {tuple(images.shape)}")
@@ -181,7 +249,8 @@ class RetrievalModule(TaskModule):
 
     @torch.no_grad()
     def encode_image(self, images) -> Tensor:
-        """Image embeddings (N, D): PIL images (one or a list) or a (N, 3, H, W) tensor in [−1, 1]."""
+        """Image embeddings (N, D): PIL images (one or a list) or a (N, 3, H, W) tensor in [−1, 1]; a
+        model on precomputed features takes them, (N, D_f)."""
         with eval_mode(self):
             return self.embed_images(self._image_batch(images))
 
@@ -211,10 +280,11 @@ class RetrievalModule(TaskModule):
         """The ``k`` images that best match ``text``: [(index, score)], best first.
 
         ``images``: PIL images, a (N, 3, H, W) tensor in [−1, 1], or their (N, D) embeddings from
-        :meth:`encode_image` (to search one gallery many times). The score is the model's
+        :meth:`encode_image` (to search one gallery many times; a model on precomputed features
+        takes its (N, D_f) features too; where D_f = D a 2-D tensor is read as embeddings). The score is the model's
         similarity (cosine; minus the order violation for order embeddings).
         """
-        if isinstance(images, Tensor) and images.ndim == 2:
+        if isinstance(images, Tensor) and images.ndim == 2 and images.shape[1] == self.hparams.dim:
             gallery = images.to(self.device)  # (N, D)
         else:
             gallery = self.encode_image(images)  # (N, D)
@@ -234,15 +304,15 @@ class RetrievalModule(TaskModule):
         return self.all_gather(x, sync_grads=True).flatten(0, 1)  # (W·B, D)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        images = self._gather(self.embed_images(batch["images"]))  # (B, D)
+        images = self._gather(self.embed_images(self._visual(batch)))  # (B, D)
         captions = self._gather(self.embed_texts(batch["captions"], batch["lengths"]))  # (B, D)
         loss = self.loss(self.similarity(images, captions))  # (B, B) -> ()
         if self._trainer is not None:  # also called by hand (tests, notebooks)
-            self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["images"]))
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["index"]))
         return loss
 
     def _eval_step(self, metric: RetrievalRecall, batch: dict) -> Tensor:
-        images = self.embed_images(batch["images"])  # (B, D)
+        images = self.embed_images(self._visual(batch))  # (B, D)
         captions = rearrange(batch["captions"], "b k l -> (b k) l")  # (5B, L)
         lengths = rearrange(batch["lengths"], "b k -> (b k)")  # (5B,)
         texts = rearrange(self.embed_texts(captions, lengths), "(b k) d -> b k d", k=CAPTIONS_PER_IMAGE)  # (B, 5, D)
