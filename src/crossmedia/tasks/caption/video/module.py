@@ -1,0 +1,288 @@
+"""ST-XlanV and XlanV video captioners (Huang et al., "Semantic Tag Augmented XlanV Model for Video
+Captioning", ACM MM 2021) as caption-task LightningModules.
+
+:class:`STXlanVModule` is a :class:`~crossmedia.tasks.caption.self_critical.SCSTModule` whose
+"features" are the joined, per-stream encoded video streams of
+:class:`~crossmedia.tasks.caption.video.models.STXlanVEncoder` and whose decoder is X-LAN's over
+the cross-modal X-Linear encoder (:class:`~crossmedia.tasks.caption.video.models.CrossModalDecoder`).
+Everything the image captioners do therefore holds unchanged: cross-entropy with label smoothing,
+SCST with the CIDEr-D reward of the training references, greedy CIDEr-D validation, beam-search
+test decoding scored by pycocoevalcap (``test/BLEU-4``, ``test/METEOR``, ``test/ROUGE-L``,
+``test/CIDEr``).
+
+One run trains one ``stage`` (later stages start from the earlier run with ``init_from``):
+
+* ``"pretrain"``: ``tap_weight * L_TAP + mlm_weight * L_MLM + vcap_weight * L_VCAP``
+  (:mod:`crossmedia.tasks.caption.video.pretrain`). TAP replaces a video's tags by another's with
+  probability ``tap_prob`` and a 2-way head on the cross-modal ``[CLS]`` output says whether they
+  were; MLM puts each of the K captions, BERT-masked, in the text stream and predicts the selected
+  tokens from the cross-modal text outputs; VCAP is captioning (cross-entropy) with the text
+  stream ``[CLS] [SEP]`` as at inference, so the decoder never sees the caption it writes.
+* ``"xe"``: cross-entropy with label smoothing (``label_smoothing``, 0.1 by default);
+* ``"scst"``: self-critical sequence training (greedy baseline, CIDEr-D reward), learning rate ``rl_lr``.
+
+:class:`XlanVModule` is the same without the tag stream (``tags=False``: no tag embedding, tag
+encoder or TAP head). :meth:`STXlanVModule.caption_video` captions video files or frame tensors.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from crossmedia.core.modes import eval_mode
+from crossmedia.data.karpathy import Vocabulary
+from crossmedia.tasks.caption.module import CaptionModule
+from crossmedia.tasks.caption.self_critical import SCSTModule
+from crossmedia.tasks.caption.video.models import CrossModalDecoder, PretrainHeads, STXlanVEncoder, text_tokens
+from crossmedia.tasks.caption.video.pretrain import IGNORE_INDEX, mlm_mask, tap_replace
+
+__all__ = ["STXlanVModule", "XlanVModule", "STAGES"]
+
+STAGES = ("pretrain", "xe", "scst")
+_FIRST_RANDOM_WORD = 2  # MLM's random replacements skip <eos> (0, padding) and <unk> (1)
+
+
+class STXlanVModule(SCSTModule):
+    """ST-XlanV: appearance, motion and tag streams, cross-modal X-Linear encoder, X-LAN decoder (module docstring).
+
+    Batches (:class:`~crossmedia.tasks.caption.video.data.VideoCaptionDataModule`): ``appearance``
+    (B, Ta, Da) + ``appearance_mask``, ``motion`` (B, Tm, Dm) + ``motion_mask``, ``tags`` (B, 2),
+    ``captions`` (B, K, L) in training, ``index`` (B,). ``appearance_dim``, ``motion_dim`` and
+    ``tag_words`` (the tag vocabulary, id 0 = none) come from the data during fit when not given.
+    """
+
+    summary = "video captioning: ST-XlanV (semantic tags + X-Linear streams, TAP/MLM/VCAP pre-training)"
+    paper = {"title": "Semantic Tag Augmented XlanV Model for Video Captioning", "arxiv": ""}  # ACM MM 2021
+    card_metrics = [{"metric": m, "key": f"test/{m}", "split": "test"} for m in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")]
+    fit_hparams = ("vocab", "tag_words", "appearance_dim", "motion_dim")
+    inference = ("caption_video",)
+    # the stream encoders' global features (kept as in X-LAN's encoder, read only by the cross-modal
+    # one) and, outside pre-training, the pre-training heads get no gradient by design
+    ddp_find_unused_parameters = True
+
+    def __init__(self, *, stage: Literal["pretrain", "xe", "scst"] = "xe", tags: bool = True,
+                 tag_words: list[str] | None = None, appearance_dim: int | None = None, motion_dim: int | None = None,
+                 heads: int = 8, stream_blocks: int = 2, cross_blocks: int = 2, att_dropout: float = 0.1,
+                 max_positions: int = 64, tap_weight: float = 1.0, mlm_weight: float = 1.0, vcap_weight: float = 1.0,
+                 tap_prob: float = 0.5, mlm_select: float = 0.15, label_smoothing: float = 0.1, test_beam: int = 4,
+                 extractor: dict | None = None, frames: int = 16, fps: float = 8.0, image_size: int = 64,
+                 **captioner):
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        if stage == "pretrain" and not (tap_weight or mlm_weight or vcap_weight):
+            raise ValueError("stage 'pretrain' needs at least one of tap_weight, mlm_weight, vcap_weight > 0")
+        vocab = captioner.pop("vocab", None)
+        captioner.pop("feature_dim", None)
+        super().__init__(label_smoothing=label_smoothing, test_beam=test_beam, image_size=image_size,
+                         feature_dim=0, rl_start_epoch=0, **captioner)  # feature_dim: no image encoder
+        self.save_hyperparameters()
+        self._extractor = None
+        if vocab is not None:
+            self._build(Vocabulary(vocab))
+
+    # construction
+
+    def _build(self, vocabulary: Vocabulary) -> None:
+        h = self.hparams
+        missing = [key for key in ("appearance_dim", "motion_dim") + (("tag_words",) if h.tags else ())
+                   if h.get(key) is None]
+        if missing:
+            raise ValueError(f"{type(self).__name__} needs {', '.join(missing)}: give them as init args or train with "
+                             "a VideoCaptionDataModule, whose feature files give them")
+        self.vocabulary = vocabulary
+        h.vocab = list(vocabulary.words)
+        size = len(vocabulary)
+        self.video = STXlanVEncoder(size, h.appearance_dim, h.motion_dim,
+                                    tag_vocab_size=len(h.tag_words) if h.tags else None, dim=h.dim, heads=h.heads,
+                                    blocks=h.stream_blocks, dropout=h.dropout, att_dropout=h.att_dropout,
+                                    max_positions=h.max_positions)
+        self.decoder = CrossModalDecoder(size, dim=h.dim, heads=h.heads, blocks=h.cross_blocks, dropout=h.dropout,
+                                         att_dropout=h.att_dropout)
+        self.pretrain_heads = PretrainHeads(size, h.dim, tap=h.tags)
+        if h.stage != "pretrain":
+            self.pretrain_heads.requires_grad_(False)
+
+    def configure_model(self) -> None:
+        """Take the feature widths and the tag vocabulary from the data when not given, then build as
+        :meth:`CaptionModule.configure_model` does (vocabulary from the data, ``init_from``)."""
+        datamodule = self._datamodule()
+        if datamodule is not None and getattr(datamodule, "tag_words", None) is not None:
+            h = self.hparams
+            for key in ("appearance_dim", "motion_dim", "tag_words"):
+                given, found = h.get(key), getattr(datamodule, key)
+                if given is None:
+                    h[key] = found
+                elif key == "tag_words" and h.tags and list(given) != list(found):
+                    raise ValueError(f"the model's tag vocabulary ({len(given)} words) differs from the data's "
+                                     f"({len(found)} words, from its tags.json): use the tag networks the model was "
+                                     f"trained with, or train it on this data")
+                elif key != "tag_words" and given != found:
+                    raise ValueError(f"the model reads {key}={given} but the data's features have {found}: "
+                                     "use the features it was trained on")
+        super().configure_model()
+
+    def _take_vocabulary(self, vocabulary: Vocabulary, initial: tuple | None) -> tuple | None:
+        if initial is not None:
+            raise ValueError(f"init_from {self.hparams.init_from!r}: its caption vocabulary differs from the data's; "
+                             "video captioners continue training on the data they started on")
+        return super()._take_vocabulary(vocabulary, initial)
+
+    # stages
+
+    def in_rl(self) -> bool:
+        return self.hparams.stage == "scst"
+
+    def lr_factor(self, epoch: int) -> float:
+        """SCST: ``rl_lr / lr`` decayed every ``lr_decay_every`` epochs; other stages: ``lr``'s decay."""
+        return super().lr_factor(epoch) if self.in_rl() else CaptionModule.lr_factor(self, epoch)
+
+    # encoding
+
+    def features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The joined encoded streams (B, N, dim) and their mask (B, N), text stream ``[CLS] [SEP]``."""
+        parts = self.video.encode_video(batch)
+        rows = batch["appearance"].shape[0]
+        cls_id, sep_id, _ = self.video.special_ids()
+        parts["text"] = self.video.encode_text(text_tokens(None, rows, cls_id, sep_id, batch["appearance"].device))
+        return STXlanVEncoder.join(parts)
+
+    # pre-training
+
+    def pretrain_losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The weighted pre-training losses of the batch: ``{"tap", "mlm", "vcap"}`` (those with weight > 0)."""
+        h = self.hparams
+        losses: dict[str, torch.Tensor] = {}
+        if h.vcap_weight:
+            losses["vcap"] = self.xe_loss(batch)
+        tap = bool(h.tap_weight) and h.tags
+        if not (tap or h.mlm_weight):
+            return losses
+        captions = batch["captions"]                                         # (B, K, L)
+        rows, per_video, steps = captions.shape
+        tags, labels = tap_replace(batch["tags"], h.tap_prob) if tap else (None, None)
+        expand = torch.arange(rows, device=captions.device).repeat_interleave(per_video)
+        parts = {name: (f[expand], m[expand]) for name, (f, m) in self.video.encode_video(batch, tags=tags).items()}
+        words = captions.flatten(0, 1)                                       # (BK, L)
+        cls_id, sep_id, mask_id = self.video.special_ids()
+        targets = None
+        if h.mlm_weight:
+            words, targets = mlm_mask(words, len(self.vocabulary), mask_id, 0, select=h.mlm_select,
+                                      random_from=min(_FIRST_RANDOM_WORD, len(self.vocabulary) - 1))
+        text = text_tokens(words, 0, cls_id, sep_id)                         # (BK, L + 2)
+        parts["text"] = self.video.encode_text(text)
+        _, refined = self.decoder.refine(*STXlanVEncoder.join(parts))        # (BK, N, dim)
+        text_out = refined[:, : text.shape[1]]                              # the text stream comes first
+        if tap:
+            losses["tap"] = F.cross_entropy(self.pretrain_heads.tap(text_out[:, 0]), labels[expand])
+        if h.mlm_weight:
+            logits = self.pretrain_heads.mlm(text_out[:, 1: steps + 1])      # (BK, L, V): word t at position t + 1
+            if bool((targets != IGNORE_INDEX).any()):
+                losses["mlm"] = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+            else:  # nothing selected in this batch: a zero that keeps the graph
+                losses["mlm"] = logits.sum() * 0.0
+        return losses
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        if self.hparams.stage != "pretrain":
+            return super().training_loss(batch)
+        h = self.hparams
+        weights = {"tap": h.tap_weight, "mlm": h.mlm_weight, "vcap": h.vcap_weight}
+        losses = self.pretrain_losses(batch)
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, batch_size=batch["index"].shape[0])
+        return sum(weights[name] * value for name, value in losses.items())
+
+    # inference
+
+    def _frames(self, video) -> torch.Tensor:
+        """A path (decoded with PyAV at ``fps``, the first ``frames`` frames) or frames (T, H, W, 3) uint8,
+        (T, 3, H, W) / (B, T, 3, H, W) float in [0, 1] -> (B, T, 3, S, S) float in [0, 1]."""
+        h = self.hparams
+        if isinstance(video, (str, Path)):
+            from crossmedia.data.video import read_video
+
+            sampled = read_video(video, fps=h.fps, max_short_side=h.image_size)
+            video = torch.from_numpy(sampled.frames[: h.frames])
+        if not isinstance(video, torch.Tensor):
+            raise TypeError("caption_video takes a video path or frames as a tensor: (T, H, W, 3) uint8, "
+                            f"(T, 3, H, W) or (B, T, 3, H, W) float in [0, 1]; got {type(video).__name__}")
+        if video.dtype == torch.uint8:
+            if video.dim() != 4 or video.shape[-1] != 3:
+                raise ValueError(f"uint8 frames must be (T, H, W, 3), got {tuple(video.shape)}")
+            video = video.permute(0, 3, 1, 2).float() / 255.0
+        if video.dim() == 4:
+            video = video[None]
+        if video.dim() != 5 or video.shape[2] != 3:
+            raise ValueError(f"frames must be (T, 3, H, W) or (B, T, 3, H, W), got {tuple(video.shape)}")
+        if video.shape[-2:] != (h.image_size, h.image_size):
+            batch, steps = video.shape[:2]
+            video = F.interpolate(video.flatten(0, 1), size=(h.image_size, h.image_size), mode="bilinear",
+                                  align_corners=False).view(batch, steps, 3, h.image_size, h.image_size)
+        return video.float()
+
+    def extractor(self):
+        """The feature and tag extractor (``crossmedia.tasks.caption.video.features.VideoFeatureExtractor``
+        built from the ``extractor`` init args), made on first use."""
+        if self._extractor is None:
+            if self.hparams.extractor is None:
+                raise ValueError("this model has no feature extractor: build it with extractor={...} (the "
+                                 "VideoFeatureExtractor's arguments: the tag networks its features came from) or "
+                                 "pass caption_video(..., extractor=...)")
+            try:
+                from crossmedia.tasks.caption.video.features import VideoFeatureExtractor
+            except ImportError as error:
+                raise ImportError("caption_video needs crossmedia.tasks.caption.video.features."
+                                  f"VideoFeatureExtractor, which this installation lacks ({error})") from error
+            self._extractor = VideoFeatureExtractor(**self.hparams.extractor)
+        return self._extractor
+
+    def stream_batch(self, streams) -> dict:
+        """The extractor's output as a model batch.
+
+        ``streams``: a list with one dict per clip (``appearance`` (T, Da), ``motion`` (S, Dm) arrays
+        or tensors, ``tags`` ``{"content": word, "action": word, ...}``) or a dict of such lists.
+        Tag words outside the model's tag vocabulary become 0 (none).
+        """
+        from crossmedia.data.features import pad_features
+
+        if isinstance(streams, dict):
+            keys = ("appearance", "motion", "tags")
+            streams = [dict(zip(keys, values)) for values in zip(*(streams[key] for key in keys))]
+        batch: dict = {"index": torch.arange(len(streams))}
+        for name in ("appearance", "motion"):
+            feats, mask = pad_features([torch.as_tensor(s[name]) for s in streams])
+            batch[name], batch[f"{name}_mask"] = feats.to(self.device), mask.to(self.device)
+        words = {word: i for i, word in enumerate(self.hparams.tag_words or [])}
+        batch["tags"] = torch.tensor([[words.get(s["tags"].get(kind), 0) for kind in ("content", "action")]
+                                      for s in streams], dtype=torch.long, device=self.device)
+        return batch
+
+    def caption_video(self, video, beam_size: int = 4, extractor=None) -> list[str]:
+        """Captions of a video file (decoded with PyAV) or of frames, by beam search.
+
+        ``video``: a path, or frames ((T, H, W, 3) uint8, (T, 3, H, W) or (B, T, 3, H, W) float in
+        [0, 1]); frames are resized to ``image_size``. ``extractor``: a callable from frames
+        (B, T, 3, S, S) to the streams :meth:`stream_batch` reads (default :meth:`extractor`).
+        Returns one caption per clip.
+        """
+        frames = self._frames(video).to(self.device)
+        extract = extractor if extractor is not None else self.extractor()
+        with torch.no_grad():
+            batch = self.stream_batch(extract(frames))
+        with eval_mode(self):
+            seq = self.generate(batch, beam_size=beam_size)
+        return [self.vocabulary.decode(row) for row in seq.tolist()]
+
+
+class XlanVModule(STXlanVModule):
+    """XlanV: ST-XlanV without the tag stream (no tags, no TAP)."""
+
+    summary = "video captioning: XlanV (X-Linear appearance and motion streams, no semantic tags)"
+
+    def __init__(self, *, tags: bool = False, **kwargs):
+        if tags:
+            raise ValueError("XlanVModule has no tag stream; use STXlanVModule for tags=True")
+        super().__init__(tags=False, **kwargs)
