@@ -67,12 +67,25 @@ def _precomp(root):
     return "gives precomputed image features (16-d): the image CNN"
 
 
+def _birds(root):
+    """Reed et al.'s text-to-image layout (CUB): 2 classes x 3 images, 10 captions per text file."""
+    classes = {"001.Gull": "trainvalclasses.txt", "002.Tern": "testclasses.txt"}
+    for cls, split_file in classes.items():
+        (root / "text_c10" / cls).mkdir(parents=True)
+        (root / "images" / cls).mkdir(parents=True)
+        (root / split_file).write_text(cls + "\n")
+        for i in range(3):
+            (root / "text_c10" / cls / f"b{i}.txt").write_text("".join(f"{WORDS[(i + k) % 5]}\n" for k in range(10)))
+            Image.fromarray(np.full((16, 16, 3), 60 * i, np.uint8)).save(root / "images" / cls / f"b{i}.jpg")
+    return "text_encoder='minilm' reads"
+
+
 def _tree(root):
     return sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
 
 
 def test_the_section_has_a_command_per_format():
-    assert [c.split()[3] for c in COMMANDS] == ["caption-xe", "csq", "sum-gda", "vsepp"]
+    assert [c.split()[3] for c in COMMANDS] == ["caption-xe", "csq", "sum-gda", "t2i-cls", "vsepp"]
 
 
 @pytest.mark.slow
@@ -81,7 +94,8 @@ def test_a_readme_own_data_command_trains_on_a_folder_it_leaves_untouched(comman
     folder = tmp_path / "mine"  # ~/my-... in the README
     card = command.split()[3]
     said = {"caption-xe": lambda: _captions(folder), "csq": lambda: _lists(folder, hashing_data / "digits"),
-            "sum-gda": lambda: _videos(folder, tmp_path), "vsepp": lambda: _precomp(folder)}[card]()
+            "sum-gda": lambda: _videos(folder, tmp_path), "vsepp": lambda: _precomp(folder),
+            "t2i-cls": lambda: _birds(folder)}[card]()
     before = _tree(folder)
     args = [re.sub(r"~/my-[\w-]+", str(folder), arg) for arg in shlex.split(command)][1:]
     env = {**os.environ, "CROSSMEDIA_HOME": str(tmp_path / "home"), "CROSSMEDIA_DATA": str(tmp_path / "data"),

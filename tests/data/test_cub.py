@@ -141,3 +141,22 @@ def test_prepare_flowers_needs_the_jpg_folder(tmp_path):
     flowers = _write_cub(tmp_path / "cvpr2016_flowers", flat=True)
     root = prepare("flowers-text", source=flowers, progress=False)
     assert [r.path.name for r in read_caption_folder(root)][:2] == ["bird_00.jpg", "bird_01.jpg"]
+
+
+def test_caption_modules_read_a_reed_folder_in_place_and_data_check_reports_it(tmp_path):
+    """No prepare step: read_caption_folder reads the text_c10 layout as read_cub_text does, the
+    caption data modules' ensure step takes the folder as it is, and nothing is written into it."""
+    from crossmedia.data.check import check_folder
+    from crossmedia.data.karpathy import ensure_caption_folder, read_caption_folder
+
+    root = _write_cub(tmp_path / "my-birds")
+    before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))
+    assert ensure_caption_folder(root, "scenes") == root  # not the built-in scenes generated into it
+    assert read_caption_folder(root) == read_cub_text(root)
+    [report] = check_folder(root)
+    assert (report.format, report.counts, report.facts["classes"], report.ok) == ("cub-text", {"train": 3, "val": 0,
+                                                                                               "test": 3}, 2, True)
+    assert sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*")) == before
+    (root / "text_c10" / "001.Black_footed_Albatross" / "bird_00.txt").write_text("one caption\n")
+    [report] = check_folder(root)
+    assert report.format == "cub-text" and "bird_00.txt" in report.error and "10" in report.error

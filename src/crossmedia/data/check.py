@@ -7,7 +7,8 @@ files the folder names but does not have; a folder no format recognises gets a r
 is in it and what each format expects. Nothing is written, into the folder or anywhere.
 
 Formats: a Karpathy caption JSON (any name, or a prepared caption folder) or COCO caption
-annotation files (any names, the split in each name; reported as ``coco-captions``), DeepHash lists
+annotation files (any names, the split in each name; reported as ``coco-captions``), Reed et al.'s
+text-to-image captions (``trainvalclasses.txt``, ``testclasses.txt``, ``text_c10/``: CUB, Oxford-102), DeepHash lists
 (``train.txt``, ``query.txt``, ``database.txt``), eccv16 summarisation ``*.h5``, PoseTrack / COCO-17
 keypoint JSON, ImageFolder (``CLASS/IMAGE``, or ``train/``, ``val/``, ``test/`` of those), VSE++'s precomputed
 retrieval features and the label-based cross-modal features ACMR / DSCMR read.
@@ -29,6 +30,8 @@ EXPECTED = {
                 "to it or under images/; or COCO caption files under any names with the split as a word of each "
                 "name (captions_train2014.json, my_val_caps.json: images[] with id + file_name, annotations[] "
                 "with image_id + caption), images next to them, under images/ or train2014/ ...",
+    "cub-text": "text-to-image captions (CUB, Oxford-102): trainvalclasses.txt, testclasses.txt (class folder "
+                "names), text_c10/<class>/<name>.txt (10 lines), images/<class>/<name>.jpg or jpg/<name>.jpg",
     "deephash": "hashing: train.txt, query.txt, database.txt, one 'path label-bits' line per item",
     "eccv16": "summarisation: eccv16_dataset_*.h5 (per video: features, gtscore, change_points, ...)",
     "posetrack": "pose video: PoseTrack / COCO-17 keypoint JSON (images[], annotations[] with keypoints) and frames",
@@ -141,6 +144,20 @@ def _caption_files(root: Path, files: Callable) -> tuple[Path, Path]:
         if json_path is None:
             raise
         return json_path, root if not (root / "images").is_dir() else root / "images"
+
+
+def _cub_sign(root: Path) -> bool:
+    from crossmedia.data.cub import looks_like_cub_text
+
+    return looks_like_cub_text(root)
+
+
+def _cub(root: Path) -> FolderReport:
+    from crossmedia.data.cub import read_cub_text
+
+    records = read_cub_text(root)  # every text file and image checked; errors name the file
+    facts: dict[str, object] = {"classes": len({r.image_id.split("/", 1)[0] for r in records})}
+    return _caption_report("cub-text", records, facts)
 
 
 def _deephash_sign(root: Path) -> bool:
@@ -272,6 +289,7 @@ def _acmr(root: Path) -> FolderReport:
 
 FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], FolderReport]]] = {
     "karpathy": (_karpathy_sign, _karpathy),
+    "cub-text": (_cub_sign, _cub),
     "deephash": (_deephash_sign, _deephash),
     "eccv16": (_eccv16_sign, _eccv16),
     "posetrack": (_posetrack_sign, _posetrack),

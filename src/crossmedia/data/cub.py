@@ -26,6 +26,12 @@ split file are each a :class:`~crossmedia.data.karpathy.CaptionFormatError` nami
 the fix. The reader checks that images exist, not that they decode; the preparer reads every
 image's header too.
 
+Every caption data module (caption, t2i, retrieval) also reads such a folder in place
+(:func:`looks_like_cub_text` recognises it by ``trainvalclasses.txt``, ``testclasses.txt`` and
+``text_c10/``; :func:`crossmedia.data.karpathy.read_caption_folder` then calls
+:func:`read_cub_text`), with no prepare step and nothing written into it; ``crossmedia data
+check`` reports it as ``cub-text``.
+
 ``crossmedia data prepare cub-text|flowers-text --source DIR`` checks such a folder and writes
 the dataset folder as a Karpathy split file (``dataset_cub.json`` / ``dataset_flowers.json``,
 each entry with its ``class`` added) beside a ``meta.json`` of format ``karpathy``, so every
@@ -43,7 +49,8 @@ from crossmedia.data.folder import DatasetFolder, link_source
 from crossmedia.data.karpathy import CaptionedImage, CaptionFormatError, karpathy_ready, tokenize, verify_images
 from crossmedia.data.registry import Preparer, Ready, register_dataset
 
-__all__ = ["CUB_SPLIT_FILES", "CUB_RELEASES", "CubRelease", "read_cub_text", "prepare_cub_text"]
+__all__ = ["CUB_SPLIT_FILES", "CUB_RELEASES", "CubRelease", "looks_like_cub_text", "read_cub_text",
+           "prepare_cub_text"]
 
 CUB_SPLIT_FILES: dict[str, str] = {"trainvalclasses.txt": "train", "testclasses.txt": "test"}
 _ALL_CLASSES = "allclasses.txt"
@@ -155,6 +162,12 @@ def _captions(path: Path, captions_per_image: int) -> tuple[list[list[str]], lis
 
 
 # functions
+
+
+def looks_like_cub_text(root: str | Path) -> bool:
+    """True when ``root`` holds both split files and a ``text_c10/`` folder (names only; nothing is read)."""
+    root = Path(root)
+    return all((root / name).is_file() for name in CUB_SPLIT_FILES) and (root / _TEXT_DIR).is_dir()
 
 
 def read_cub_text(root: str | Path, *, captions_per_image: int = 10, image_dir: str | None = None

@@ -31,6 +31,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from crossmedia.core.modes import eval_mode
@@ -282,6 +283,11 @@ class TextToImageGAN(GeneratorEvaluationHooks, TaskModule):
         ``make train`` from a card starts from the trained encoder, not from a random GRU."""
         source = self.hparams.text_encoder
         fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if source == "minilm" and fitting and not getattr(self, "_encoder_copied", False):
+            self._encoder_copied = True
+            where = getattr(_datamodule(self), "root", "the data")
+            rank_zero_info(f"t2i: text_encoder='minilm' reads {where}'s captions with all-MiniLM-L6-v2's own "
+                           f"tokenizer (frozen; no vocabulary to match)")
         if source == "minilm" or (hasattr(self, "generator") and (source == "random" or not fitting)):
             return
         if getattr(self, "_encoder_copied", False):
@@ -311,6 +317,24 @@ class TextToImageGAN(GeneratorEvaluationHooks, TaskModule):
         prefix = "text_encoder."
         self.text_encoder.load_state_dict({k[len(prefix):]: v for k, v in start.state.items() if k.startswith(prefix)})
         self._encoder_copied = True
+        self._say_word_coverage(source)
+
+    def _say_word_coverage(self, source: str) -> None:
+        """One line at fit: the share of the training captions' words the copied encoder knows (the
+        rest read as ``<unk>``); a warning with the one-flag fix when it is under 90 % (other data)."""
+        records = getattr(_datamodule(self), "records", {}).get("train")
+        words = [w for r in records or () for caption in r.captions for w in caption]
+        if not words:
+            return
+        known = sum(w in self.vocabulary.ids for w in words) / len(words)
+        where = getattr(_datamodule(self), "root", "the data")
+        line = (f"t2i: text_encoder={source!r} knows {100 * known:.1f} % of the words of {where}'s training captions "
+                f"({len(self.vocabulary)} words; the rest read as <unk>)")
+        if known >= 0.9:
+            return rank_zero_info(line)
+        rank_zero_warn(f"{line}: it was trained on other text. Use --model.init_args.text_encoder=minilm (any English "
+                       f"text), or train an encoder on this data first (crossmedia fit -c t2i-encoder "
+                       f"--data.init_args.root=...) and pass its run's last.ckpt as text_encoder")
 
     # text -> condition
 
