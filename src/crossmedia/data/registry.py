@@ -42,6 +42,7 @@ _REGISTERING_MODULES = (  # imported by name the first time the registry is aske
     "crossmedia.data.builtin.spoken_scenes",
     "crossmedia.data.builtin.videosumm",
     "crossmedia.data.builtin.puppets",
+    "crossmedia.data.builtin.puppet_captions",
     "crossmedia.data.cifar10",
     "crossmedia.data.deephash",
     "crossmedia.data.deephash_releases",
@@ -50,6 +51,7 @@ _REGISTERING_MODULES = (  # imported by name the first time the registry is aske
     "crossmedia.data.eccv16_releases",
     "crossmedia.data.penn_action",
     "crossmedia.data.poseclips",
+    "crossmedia.data.msrvtt",
 )
 
 
