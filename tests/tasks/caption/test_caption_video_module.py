@@ -3,6 +3,7 @@ the data module's batches and CaptionData interface, each training stage's loss 
 TAP + MLM + VCAP, cross-entropy with label smoothing, SCST's reward rises), the test loop logs the
 coco metrics, and caption_video runs from frames and from an mp4 through an extractor."""
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -196,6 +197,21 @@ def test_test_loop_logs_the_coco_metrics_with_beam_4(data, stub_trainer):
     assert len(model.last_samples) == 2
 
 
+def _write_mp4(path, frames=16):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(frames):
+            image = np.full((64, 64, 3), 16 * i, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 class _Extractor:
     """A stand-in for VideoFeatureExtractor: colour from the mean frame, fixed action."""
 
@@ -206,23 +222,59 @@ class _Extractor:
                 for _ in range(frames.shape[0])]
 
 
-def test_caption_video_from_frames_and_from_an_mp4(data, stub_trainer, tmp_path):
-    import av
+def test_caption_video_from_frames_and_from_an_mp4(data, stub_trainer, tmp_path, monkeypatch):
+    from crossmedia.tasks.caption.video import features
 
-    model = _model(data, stub_trainer)
+    model = _model(data, stub_trainer, extractor={"appearance": "resnet10t", "pretrained": False})
     frames = torch.rand(2, 16, 3, 32, 32)
     captions = model.caption_video(frames, extractor=_Extractor())
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(16):
-            image = np.full((64, 64, 3), 16 * i, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = _write_mp4(tmp_path / "clip.mp4")
     assert len(model.caption_video(path, beam_size=2, extractor=_Extractor())) == 1
-    with pytest.raises(ValueError, match="no feature extractor"):
-        model.caption_video(path)
+    built = []
+    monkeypatch.setattr(features, "VideoFeatureExtractor", lambda **kw: built.append(kw) or _Extractor())
+    monkeypatch.setattr(_Extractor, "to", lambda self, device: self, raising=False)
+    assert len(model.caption_video(path)) == 1 and built == [{"appearance": "resnet10t", "pretrained": False}]
+
+
+def test_stages_chain_through_init_from(data, stub_trainer, tmp_path):
+    """pretrain -> xe -> scst: each run starts from the previous one's weights (strict), heads included."""
+    from crossmedia.core.checkpoint_io import save_weights
+
+    pretrained = _model(data, stub_trainer, stage="pretrain")
+    state = {k: v.clone() for k, v in pretrained.state_dict().items()}
+    save_weights(state, tmp_path / "pretrain.safetensors")
+    torch.save({"state_dict": state, "hyper_parameters": dict(pretrained.hparams)}, tmp_path / "pretrain.ckpt")
+    for stage, source in (("xe", "pretrain.safetensors"), ("scst", "pretrain.ckpt")):
+        torch.manual_seed(1)
+        model = STXlanVModule(stage=stage, dim=16, heads=2, stream_blocks=1, cross_blocks=1, max_len=8,
+                              init_from=str(tmp_path / source))
+        model._trainer = stub_trainer("fit", data)
+        model.configure_model()
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+
+def test_validation_samples_write_captions_and_clips_and_log_them_as_videos(folder, stub_trainer, tmp_path):
+    from crossmedia.tasks.caption.video.module import VideoCaptionSamples
+
+    (folder / "videos").mkdir()
+    _write_mp4(folder / "videos" / "video6.mp4", frames=4)                   # the first validation clip only
+    data = VideoCaptionDataModule(root=str(folder), min_count=0, eval_batch_size=2, captions_per_image=3, max_len=8)
+    data.setup("fit")
+    model = _model(data, stub_trainer)
+    assert [type(c) for c in model.configure_callbacks()] == [VideoCaptionSamples]
+    logged = []
+    logger = type("Logger", (), {"log_video": lambda self, **kw: logged.append(kw)})()
+    trainer = stub_trainer("fit", data, is_global_zero=True, current_epoch=3, global_step=7,
+                           default_root_dir=str(tmp_path / "run"), loggers=[logger])
+    samples = VideoCaptionSamples(num_images=2, beam_size=2)
+    samples.on_validation_epoch_start(trainer, model)
+    samples.on_validation_batch_end(trainer, model, None, next(iter(data.val_dataloader())), 0)
+    samples.on_validation_epoch_end(trainer, model)
+    lines = (tmp_path / "run" / "samples" / "captions_epoch003.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["video6", "video7"]
+    assert lines[0].endswith("references: a person in a red top jumps | someone in red jumps | a red person jumps")
+    assert (tmp_path / "run" / "samples" / "clips_epoch003" / "video6.mp4").is_file()
+    assert len(logged) == 1 and logged[0]["key"] == "samples/clips" and logged[0]["step"] == 7
+    assert [Path(v).name for v in logged[0]["videos"]] == ["video6.mp4"]
+    assert logged[0]["caption"][0].endswith("| reference: a person in a red top jumps")

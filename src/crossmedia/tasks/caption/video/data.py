@@ -64,6 +64,17 @@ def read_tags(path: str | Path) -> dict[str, dict]:
     return tags
 
 
+def _video_file(root: Path, video_id: str) -> Path:
+    """The clip's video file (``videos/<id>.mp4``, ``.avi`` or ``.webm``), or the ``.mp4`` path when there is none
+    (training reads features only; the validation samples show the clips that exist)."""
+    from crossmedia.data.msrvtt import video_path
+
+    try:
+        return video_path(root, video_id)
+    except FileNotFoundError:
+        return root / "videos" / f"{video_id}.mp4"
+
+
 class VideoCaptionDataset(CaptionDataset):
     """One split: the video's streams, its tag ids and index, and for training K encoded captions."""
 
@@ -145,7 +156,7 @@ class VideoCaptionDataModule(CaptionDataModule):
         self._ensure()
         annotations = self.annotations
         videos = read_msrvtt(annotations)
-        records = [CaptionedImage(path=self.root / "videos" / f"{v.video_id}.mp4", split=v.split,
+        records = [CaptionedImage(path=_video_file(self.root, v.video_id), split=v.split,
                                   captions=[tokenize(c) for c in v.captions], raw=list(v.captions),
                                   image_id=v.video_id) for v in videos]
         self.records = {split: [r for r in records if r.split == split] for split in SPLITS}

@@ -26,23 +26,56 @@ encoder or TAP head). :meth:`STXlanVModule.caption_video` captions video files o
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
+from crossmedia.core.callbacks import run_dir
 from crossmedia.core.modes import eval_mode
 from crossmedia.data.karpathy import Vocabulary
+from crossmedia.tasks.caption.callbacks import CaptionSamples
 from crossmedia.tasks.caption.module import CaptionModule
 from crossmedia.tasks.caption.self_critical import SCSTModule
 from crossmedia.tasks.caption.video.models import CrossModalDecoder, PretrainHeads, STXlanVEncoder, text_tokens
 from crossmedia.tasks.caption.video.pretrain import IGNORE_INDEX, mlm_mask, tap_replace
 
-__all__ = ["STXlanVModule", "XlanVModule", "STAGES"]
+__all__ = ["STXlanVModule", "XlanVModule", "VideoCaptionSamples", "STAGES"]
 
 STAGES = ("pretrain", "xe", "scst")
 _FIRST_RANDOM_WORD = 2  # MLM's random replacements skip <eos> (0, padding) and <unk> (1)
+
+
+class VideoCaptionSamples(CaptionSamples):
+    """After each validation epoch: ``num_images`` validation clips captioned by beam search, listed in
+    ``samples/captions_epochNNN.txt`` with every reference, their video files copied to
+    ``samples/clips_epochNNN/`` and logged as W&B videos captioned "model: ... | reference: ..."
+    (data without video files: the text file alone)."""
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or self._batch is None:
+            return
+        with eval_mode(pl_module):
+            seq = pl_module.generate(self._batch, beam_size=self.beam_size)
+        captions = [pl_module.vocabulary.decode(row) for row in seq.tolist()]
+        datamodule, index = trainer.datamodule, self._batch["index"].tolist()
+        refs, records = datamodule.raw_references("val"), datamodule.split_records("val")
+        folder = run_dir(trainer) / "samples"
+        clips = folder / f"clips_epoch{trainer.current_epoch:03d}"
+        clips.mkdir(parents=True, exist_ok=True)
+        lines, videos, texts = [], [], []
+        for i, caption in zip(index, captions):
+            record = records[i]
+            lines.append(f"{record.image_id}\tmodel: {caption}\treferences: {' | '.join(refs[i])}")
+            if Path(record.path).is_file():
+                videos.append(str(shutil.copyfile(record.path, clips / Path(record.path).name)))
+                texts.append(f"model: {caption} | reference: {refs[i][0]}")
+        (folder / f"captions_epoch{trainer.current_epoch:03d}.txt").write_text("\n".join(lines) + "\n")
+        for logger in trainer.loggers if videos else ():
+            if hasattr(logger, "log_video"):  # WandbLogger
+                logger.log_video(key="samples/clips", videos=videos, step=trainer.global_step, caption=texts)
 
 
 class STXlanVModule(SCSTModule):
@@ -135,6 +168,9 @@ class STXlanVModule(SCSTModule):
     def in_rl(self) -> bool:
         return self.hparams.stage == "scst"
 
+    def configure_callbacks(self):
+        return [VideoCaptionSamples()]
+
     def lr_factor(self, epoch: int) -> float:
         """SCST: ``rl_lr / lr`` decayed every ``lr_decay_every`` epochs; other stages: ``lr``'s decay."""
         return super().lr_factor(epoch) if self.in_rl() else CaptionModule.lr_factor(self, epoch)
@@ -198,14 +234,12 @@ class STXlanVModule(SCSTModule):
     # inference
 
     def _frames(self, video) -> torch.Tensor:
-        """A path (decoded with PyAV at ``fps``, the first ``frames`` frames) or frames (T, H, W, 3) uint8,
-        (T, 3, H, W) / (B, T, 3, H, W) float in [0, 1] -> (B, T, 3, S, S) float in [0, 1]."""
+        """A path (``frames`` frames spread evenly over the file, decoded with PyAV, as the features were
+        extracted) or frames (T, H, W, 3) uint8, (T, 3, H, W) / (B, T, 3, H, W) float in [0, 1]
+        -> (B, T, 3, S, S) float in [0, 1], S = ``image_size``."""
         h = self.hparams
         if isinstance(video, (str, Path)):
-            from crossmedia.data.video import read_video
-
-            sampled = read_video(video, fps=h.fps, max_short_side=h.image_size)
-            video = torch.from_numpy(sampled.frames[: h.frames])
+            video = torch.from_numpy(_features_module().load_video_frames(video, h.frames, h.image_size))
         if not isinstance(video, torch.Tensor):
             raise TypeError("caption_video takes a video path or frames as a tensor: (T, H, W, 3) uint8, "
                             f"(T, 3, H, W) or (B, T, 3, H, W) float in [0, 1]; got {type(video).__name__}")
@@ -219,36 +253,29 @@ class STXlanVModule(SCSTModule):
             raise ValueError(f"frames must be (T, 3, H, W) or (B, T, 3, H, W), got {tuple(video.shape)}")
         if video.shape[-2:] != (h.image_size, h.image_size):
             batch, steps = video.shape[:2]
-            video = F.interpolate(video.flatten(0, 1), size=(h.image_size, h.image_size), mode="bilinear",
-                                  align_corners=False).view(batch, steps, 3, h.image_size, h.image_size)
+            video = F.interpolate(video.flatten(0, 1).float(), size=(h.image_size, h.image_size), mode="bilinear",
+                                  antialias=True, align_corners=False).clamp(0, 1).unflatten(0, (batch, steps))
         return video.float()
 
     def extractor(self):
-        """The feature and tag extractor (``crossmedia.tasks.caption.video.features.VideoFeatureExtractor``
-        built from the ``extractor`` init args), made on first use."""
+        """The feature and tag extractor, :class:`crossmedia.tasks.caption.video.features.VideoFeatureExtractor`
+        built from the ``extractor`` init args (None: its defaults, the zoo's tag networks), made on first use."""
         if self._extractor is None:
-            if self.hparams.extractor is None:
-                raise ValueError("this model has no feature extractor: build it with extractor={...} (the "
-                                 "VideoFeatureExtractor's arguments: the tag networks its features came from) or "
-                                 "pass caption_video(..., extractor=...)")
-            try:
-                from crossmedia.tasks.caption.video.features import VideoFeatureExtractor
-            except ImportError as error:
-                raise ImportError("caption_video needs crossmedia.tasks.caption.video.features."
-                                  f"VideoFeatureExtractor, which this installation lacks ({error})") from error
-            self._extractor = VideoFeatureExtractor(**self.hparams.extractor)
+            self._extractor = _features_module().VideoFeatureExtractor(**(self.hparams.extractor or {}))
+            self._extractor.to(self.device)
         return self._extractor
 
     def stream_batch(self, streams) -> dict:
         """The extractor's output as a model batch.
 
-        ``streams``: a list with one dict per clip (``appearance`` (T, Da), ``motion`` (S, Dm) arrays
+        ``streams``: the extractor's output, a dict of ``appearance`` (B, T, Da), ``motion`` (B, S, Dm)
+        and ``tags`` (a list of B dicts), or a list with one dict per clip (``appearance`` (T, Da), ``motion`` (S, Dm) arrays
         or tensors, ``tags`` ``{"content": word, "action": word, ...}``) or a dict of such lists.
         Tag words outside the model's tag vocabulary become 0 (none).
         """
         from crossmedia.data.features import pad_features
 
-        if isinstance(streams, dict):
+        if isinstance(streams, dict):  # the extractor's batched VideoFeatures
             keys = ("appearance", "motion", "tags")
             streams = [dict(zip(keys, values)) for values in zip(*(streams[key] for key in keys))]
         batch: dict = {"index": torch.arange(len(streams))}
@@ -275,6 +302,16 @@ class STXlanVModule(SCSTModule):
         with eval_mode(self):
             seq = self.generate(batch, beam_size=beam_size)
         return [self.vocabulary.decode(row) for row in seq.tolist()]
+
+
+def _features_module():
+    """:mod:`crossmedia.tasks.caption.video.features` (the extractor), imported when a video is captioned."""
+    try:
+        from crossmedia.tasks.caption.video import features
+    except ImportError as error:
+        raise ImportError("caption_video needs crossmedia.tasks.caption.video.features (VideoFeatureExtractor, "
+                          f"load_video_frames), which this installation lacks: {error}") from error
+    return features
 
 
 class XlanVModule(STXlanVModule):
