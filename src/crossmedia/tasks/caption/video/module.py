@@ -45,6 +45,7 @@ from crossmedia.tasks.caption.video.pretrain import IGNORE_INDEX, mlm_mask, tap_
 __all__ = ["STXlanVModule", "XlanVModule", "VideoCaptionSamples", "STAGES"]
 
 STAGES = ("pretrain", "xe", "scst")
+_IMAGE_ONLY = ["decoder", "backbone", "pretrained", "feature_dim"]  # CaptionModule's image-encoder arguments
 _FIRST_RANDOM_WORD = 2  # MLM's random replacements skip <eos> (0, padding) and <unk> (1)
 
 
@@ -111,7 +112,7 @@ class STXlanVModule(SCSTModule):
         captioner.pop("feature_dim", None)
         super().__init__(label_smoothing=label_smoothing, test_beam=test_beam, image_size=image_size,
                          feature_dim=0, rl_start_epoch=0, **captioner)  # feature_dim: no image encoder
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=_IMAGE_ONLY)
         self._extractor = None
         if vocab is not None:
             self._build(Vocabulary(vocab))
