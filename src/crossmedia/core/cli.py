@@ -102,6 +102,20 @@ def _lightning_cli(argv: list[str]) -> None:
             parser.add_argument("--stop_on_non_finite", type=bool, default=True,
                                 help="stop at the first NaN/inf loss, gradient or weight (FiniteLossGuard)")
 
+        def _parse_ckpt_path(self) -> None:
+            """``validate``/``test``/``predict --ckpt_path last``: name the latest run's last.ckpt before
+            Lightning reads the checkpoint's hyper-parameters into the model's config (a head rebuilt
+            for the data's classes at fit is then built so again, without --model.init_args flags)."""
+            sub = self.config.get("subcommand")
+            config = self.config.get(sub) if sub else None
+            trainer = config.get("trainer") if config is not None else None
+            if config is not None and sub != "fit" and config.get("ckpt_path") == "last" \
+                    and (trainer.get("default_root_dir") if trainer is not None else None) is None:
+                latest = latest_run_dir(Path("runs"), config.get("run_name"))
+                if latest is not None and (latest / "checkpoints" / "last.ckpt").is_file():
+                    config["ckpt_path"] = str(latest / "checkpoints" / "last.ckpt")
+            super()._parse_ckpt_path()
+
         def instantiate_trainer(self, **kwargs) -> pl.Trainer:
             config = self._get(self.config, "trainer", default={})
             extra_callbacks = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]

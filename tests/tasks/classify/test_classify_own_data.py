@@ -139,3 +139,22 @@ def test_fit_card_with_init_from_its_own_weights_on_a_folder(folder, tmp_path, m
                for k in card if not k.startswith("net.head"))
     assert started.state["net.head.1.weight"].shape[0] == 3
 
+
+
+def test_a_fine_tuned_run_is_tested_from_its_config_and_last_checkpoint(folder, tmp_path, monkeypatch, caplog):
+    """``crossmedia test -c runs/NAME/config.yaml --ckpt_path last`` after fine-tuning on 3 classes: the
+    run's config keeps the card's 10, the checkpoint's hyper-parameters say 3, and they win (no flag)."""
+    from crossmedia.core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    common = [f"--data.init_args.root={folder}", "--data.init_args.train_per_class=null", "--trainer.logger=false",
+              "--trainer.enable_progress_bar=false"]
+    assert main(["fit", "-c", "classify-baseline", *common, "--trainer.max_epochs=1", "--trainer.max_steps=1",
+                 "--trainer.limit_val_batches=0"]) in (0, None)
+    config = tmp_path / "runs" / "classify-baseline" / "config.yaml"
+    assert "num_classes: 10" in config.read_text()
+    tested = []
+    monkeypatch.setattr(ClassifyModule, "on_test_end", lambda self: tested.append(self.hparams.num_classes),
+                        raising=False)
+    assert main(["test", "-c", str(config), "--ckpt_path", "last", *common]) in (0, None)
+    assert tested == [3]

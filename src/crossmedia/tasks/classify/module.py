@@ -158,9 +158,10 @@ class ClassifyModule(FitsDataLabels, TaskModule):
         if len(names) != self.hparams.num_classes:
             raise ValueError(f"the data in {where} has {len(names)} classes but the model was built for "
                              f"{self.hparams.num_classes} (model.init_args.num_classes): evaluate it on data of its "
-                             f"{self.hparams.num_classes} classes; a model fine-tuned on this data is evaluated with "
-                             f"--model.init_args.num_classes={len(names)} (and its --ckpt_path); or fine-tune it on "
-                             f"this data first (fit rebuilds the head)")
+                             f"{self.hparams.num_classes} classes; a model fine-tuned on this data is evaluated with its "
+                             f"run's --ckpt_path (its hyper-parameters rebuild the head for {len(names)}) or with "
+                             f"--model.init_args.num_classes={len(names)}; or fine-tune it on this data first (fit "
+                             f"rebuilds the head)")
 
     def take_labels(self, names: list[str], start: tuple[dict, list[str] | None] | None = None,
                     where: object = "the data") -> None:
