@@ -134,3 +134,23 @@ def test_retrieval_feature_folders_are_reported_and_pickles_refused_without_unpi
             (pickles / f"{split}_{name}.pkl").write_bytes(b"not to be unpickled")
     [report] = check_folder(pickles)
     assert report.format == "acmr-features" and "never unpickled" in report.error and "PICKLE_CONVERSION" in report.error
+
+
+def test_an_msrvtt_folder_reports_videos_per_split_and_the_missing_video(tmp_path):
+    root = tmp_path / "my-videos"
+    (root / "videos").mkdir(parents=True)
+    splits = {0: "train", 1: "train", 2: "validate", 3: "test"}
+    videos = [{"video_id": f"video{i}", "id": i, "split": split, "category": 0} for i, split in splits.items()]
+    sentences = [{"video_id": f"video{i}", "caption": f"a person waves {k}", "sen_id": 2 * i + k}
+                 for i in splits for k in range(2)]
+    (root / "annotations.json").write_text(json.dumps({"videos": videos, "sentences": sentences}))
+    for i in (0, 1, 2):
+        (root / "videos" / f"video{i}.mp4").write_bytes(b"")  # named, not decoded, by data check
+    before = _tree(root)
+    [report] = check_folder(root)
+    assert (report.format, report.counts, report.facts["captions"]) == ("msrvtt", {"train": 2, "val": 1, "test": 1}, 8)
+    assert report.missing == [root / "videos" / "video3.mp4"] and not report.ok
+    assert _tree(root) == before
+    (root / "annotations.json").write_text(json.dumps({"videos": videos, "sentences": sentences[:-2]}))
+    [report] = check_folder(root)
+    assert report.format == "msrvtt" and "annotations.json" in report.error and "video3" in report.error

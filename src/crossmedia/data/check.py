@@ -11,7 +11,8 @@ annotation files (any names, the split in each name; reported as ``coco-captions
 text-to-image captions (``trainvalclasses.txt``, ``testclasses.txt``, ``text_c10/``: CUB, Oxford-102), DeepHash lists
 (``train.txt``, ``query.txt``, ``database.txt``), eccv16 summarisation ``*.h5``, PoseTrack / COCO-17
 keypoint JSON, ImageFolder (``CLASS/IMAGE``, or ``train/``, ``val/``, ``test/`` of those), VSE++'s precomputed
-retrieval features and the label-based cross-modal features ACMR / DSCMR read.
+retrieval features, the label-based cross-modal features ACMR / DSCMR read, and MSR-VTT video
+caption annotations (``videos`` + ``sentences``, the videos under ``videos/``).
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ EXPECTED = {
     "eccv16": "summarisation: eccv16_dataset_*.h5 (per video: features, gtscore, change_points, ...)",
     "posetrack": "pose video: PoseTrack / COCO-17 keypoint JSON (images[], annotations[] with keypoints) and frames",
     "imagefolder": "classification: one sub-folder per class (CLASS/IMAGE.png), optionally under train/ val/ test/",
+    "msrvtt": "video captions: an MSR-VTT annotation JSON (videos[] with video_id + split, sentences[] with "
+              "video_id + caption) and the videos as videos/<video_id>.mp4 (or .avi, .webm)",
     "vse-precomp": "retrieval: VSE++ precomputed features, {split}_ims.npy (one row per image) + {split}_caps.txt "
                    "(5 lines per image), split train / dev / test / testall",
     "acmr-features": "label-based retrieval: train_/test_img_feats.npy, _txt_vecs.npy, _labels.npy (ACMR's names) "
@@ -248,6 +251,22 @@ def _imagefolder(root: Path) -> FolderReport:
                                                            f"{' ...' if len(names) > 8 else ''})"})
 
 
+def _msrvtt_sign(root: Path) -> bool:
+    from crossmedia.data.msrvtt import msrvtt_folder
+
+    return msrvtt_folder(root)
+
+
+def _msrvtt(root: Path) -> FolderReport:
+    from crossmedia.data.msrvtt import missing_videos, read_msrvtt
+
+    records = read_msrvtt(root)  # every video and sentence entry checked; errors name the file and field
+    counts = Counter(record.split for record in records)
+    facts: dict[str, object] = {"captions": sum(len(r.captions) for r in records)}
+    return FolderReport("msrvtt", {s: counts[s] for s in ("train", "val", "test")}, facts,
+                        [root / "videos" / f"{video_id}.mp4" for video_id in missing_videos(root, records)])
+
+
 def _vse_sign(root: Path) -> bool:
     from crossmedia.data.vse_features import looks_like_vse_precomp
 
@@ -294,6 +313,7 @@ FORMATS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], FolderReport]]
     "eccv16": (_eccv16_sign, _eccv16),
     "posetrack": (_posetrack_sign, _posetrack),
     "imagefolder": (_imagefolder_sign, _imagefolder),
+    "msrvtt": (_msrvtt_sign, _msrvtt),
     "vse-precomp": (_vse_sign, _vse),
     "acmr-features": (_acmr_sign, _acmr),
 }
