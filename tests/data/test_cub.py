@@ -147,7 +147,7 @@ def test_caption_modules_read_a_reed_folder_in_place_and_data_check_reports_it(t
     """No prepare step: read_caption_folder reads the text_c10 layout as read_cub_text does, the
     caption data modules' ensure step takes the folder as it is, and nothing is written into it."""
     from crossmedia.data.check import check_folder
-    from crossmedia.data.karpathy import ensure_caption_folder, read_caption_folder
+    from crossmedia.data.caption_folders import ensure_caption_folder, read_caption_folder
 
     root = _write_cub(tmp_path / "my-birds")
     before = sorted((p, p.stat().st_mtime_ns) for p in root.rglob("*"))

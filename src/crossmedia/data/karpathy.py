@@ -423,12 +423,8 @@ def read_caption_folder(root: str | Path) -> list[CaptionedImage]:
     relative to ``root`` unless absolute) or a user's folder with one Karpathy file of any name
     (:func:`caption_folder_files`) or, failing that, COCO caption files of any names
     (:func:`read_coco_folder`: the split in each file's name; test is a seeded half of val when
-    there is no test file), or a folder in Reed et al.'s text-to-image layout
-    (:func:`crossmedia.data.cub.read_cub_text`: split files, ``text_c10/`` and the images)."""
-    from crossmedia.data.cub import looks_like_cub_text, read_cub_text  # cub reads this module's records
-
-    if read_meta(Path(root)) is None and looks_like_cub_text(root):
-        return read_cub_text(root)
+    there is no test file). :func:`crossmedia.data.caption_folders.read_caption_folder` reads
+    Reed et al.'s text-to-image layout too."""
     if _coco_folder(Path(root)):
         return read_coco_folder(root)
     json_path, image_root = caption_folder_files(root)
@@ -437,19 +433,16 @@ def read_caption_folder(root: str | Path) -> list[CaptionedImage]:
 
 def ensure_caption_folder(root: str | Path, dataset: str) -> Path:
     """``root`` when it already holds a caption dataset (a Karpathy file + meta.json: a real dataset
-    or a smaller built-in copy; or a user's folder with a Karpathy file, COCO caption files of
-    any names or Reed et al.'s ``text_c10`` layout, read in place and never written to: their
-    errors come when they are read);
+    or a smaller built-in copy; or a user's folder with a Karpathy file or COCO caption files of
+    any names, read in place and never written to: their errors come when they are read;
+    :func:`crossmedia.data.caption_folders.ensure_caption_folder` takes Reed et al.'s layout too);
     otherwise the registry prepares ``dataset`` there (built-ins are generated, never into a
     folder holding other files)."""
-    from crossmedia.data.cub import looks_like_cub_text
-
     root = Path(root)
     meta = read_meta(root)
     if meta is not None and karpathy_ready(root, meta):
         return root
-    if meta is None and root.is_dir() and (find_karpathy_file(root) is not None or find_coco_caption_files(root)
-                                           or looks_like_cub_text(root)):
+    if meta is None and root.is_dir() and (find_karpathy_file(root) is not None or find_coco_caption_files(root)):
         return root
     return ensure(dataset, root)
 

@@ -36,8 +36,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from crossmedia.core.paths import data_root, home
 from crossmedia.core.task import SplitLoaders, TaskDataModule
-from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, objects_by_filename,
-                                     read_caption_folder, verify_images)
+from crossmedia.data.caption_folders import ensure_caption_folder, read_caption_folder
+from crossmedia.data.karpathy import CaptionedImage, Vocabulary, objects_by_filename, verify_images
 from crossmedia.data.pixels import image_tensor
 
 __all__ = ["CaptionData", "CaptionDataModule", "CaptionDataset", "image_tensor"]

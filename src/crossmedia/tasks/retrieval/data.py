@@ -2,7 +2,7 @@
 or a folder of VSE++'s precomputed image features.
 
 A caption folder is found, generated (``scenes``) or checked exactly as the caption task does it
-(:func:`crossmedia.data.karpathy.ensure_caption_folder`, then :func:`read_caption_folder`). A folder
+(:func:`crossmedia.data.caption_folders.ensure_caption_folder`, then :func:`read_caption_folder`). A folder
 in VSE++'s precomputed layout (``{split}_ims.npy`` + ``{split}_caps.txt``, read by
 :func:`crossmedia.data.vse_features.read_vse_precomp`; ``format="auto"`` recognises it by those
 names) is read in place: ``train`` trains, ``dev`` validates on its first 5,000 captions as VSE++
@@ -45,8 +45,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from crossmedia.core.paths import data_root
 from crossmedia.core.task import SplitLoaders, TaskDataModule
-from crossmedia.data.karpathy import (CaptionedImage, Vocabulary, ensure_caption_folder, read_caption_folder,
-                                     verify_images)
+from crossmedia.data.caption_folders import ensure_caption_folder, read_caption_folder
+from crossmedia.data.karpathy import CaptionedImage, Vocabulary, verify_images
 from crossmedia.data.pixels import image_tensor
 from crossmedia.data.vse_features import (VSEPP_DEV_CAPTIONS, looks_like_vse_precomp, read_vse_precomp,
                                           vse_precomp_splits)

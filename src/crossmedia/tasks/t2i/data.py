@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from crossmedia.core.paths import data_root
 from crossmedia.core.task import SplitLoaders, TaskDataModule
-from crossmedia.data.karpathy import (CaptionedImage, ensure_caption_folder, objects_by_filename, read_caption_folder,
-                                     verify_images)
+from crossmedia.data.caption_folders import ensure_caption_folder, read_caption_folder
+from crossmedia.data.karpathy import CaptionedImage, objects_by_filename, verify_images
 from crossmedia.data.pixels import image_pixels
 
 __all__ = ["T2IDataModule", "T2IDataset", "load_images"]
