@@ -4,7 +4,8 @@
 :func:`crossmedia.core.backbones.create_backbone`, global pooled; default the offline ImageNet
 EfficientNet-Lite0, ``tf_efficientnet_lite0``, 1280 wide) and the two tag networks of
 :mod:`~crossmedia.tasks.caption.video.tags` (modules, or zoo names loaded through the registry).
-For frames (B, T, 3, H, W) in [0, 1] (resized to ``image_size`` when they are not that size) it gives:
+For frames (B, T, 3, H, W) in [0, 1] (resized to ``image_size`` when they are not that size) it gives
+a plain dict (:class:`VideoFeatures`, what the ST-XlanV module's ``stream_batch`` reads):
 
 * ``appearance`` (B, T, Da): the backbone's pooled feature of every frame (frames normalised to
   [-1, 1], what the offline ImageNet weights expect);

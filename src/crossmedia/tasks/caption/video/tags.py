@@ -326,6 +326,9 @@ class ContentTagger(_ClipTagger):
 
 # data
 
+_STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+
+
 class ClipTagDataset(Dataset):
     """Clips held as uint8 (N, T, 3, S, S) with action and content ids (N,); items are dicts (see the DataModule)."""
 
@@ -383,7 +386,9 @@ class VideoTagDataModule(SplitLoaders, TaskDataModule):
         ensure(self.hparams.dataset, self.root)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
+        """Decode the splits ``stage`` needs (fit: train and val; validate: val; test / predict: test; None: all)."""
+        wanted = [s for s in _STAGE_SPLITS.get(stage, ("train", "val", "test")) if s not in self.datasets]
+        if not wanted:
             return
         hp = self.hparams
         clips, self.actions = read_pose_folder(self.root)
@@ -393,6 +398,8 @@ class VideoTagDataModule(SplitLoaders, TaskDataModule):
         colour_id = {name: i for i, name in enumerate(self.colours)}
         action_id = {name: i for i, name in enumerate(self.actions)}
         for split, members in clip_splits(clips, self.root).items():
+            if split not in wanted:
+                continue
             chosen = [clips[i] for i in members][:hp.limit_clips]
             content = []
             for clip in chosen:
