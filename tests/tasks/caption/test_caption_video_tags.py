@@ -122,21 +122,16 @@ def train_batch(tiny_puppets):
     return next(iter(data.split_loader("train", False)))  # 9 clips, one per action
 
 
-@pytest.mark.parametrize("distillation", ["ce", "tfkd-reg"])
-def test_action_tagger_loss_falls_on_a_tiny_run(train_batch, distillation):
-    torch.manual_seed(0)
-    model = ActionTagger(width=8, feature_dim=64, dropout=0.0, distillation=distillation)
-    before = _clip_loss(model, train_batch)
-    _train(model, train_batch, 40)
-    after = _clip_loss(model, train_batch)
-    assert after < 0.5 * before, (before, after)
+TINY = {"action": lambda d: ActionTagger(width=8, feature_dim=64, dropout=0.0, distillation=d),
+        "content": lambda d: ContentTagger(backbone="test_resnet", train_frames=2, distillation=d)}
 
 
-def test_content_tagger_loss_falls_on_a_tiny_run(train_batch):
+@pytest.mark.parametrize("kind,distillation", [("action", "ce"), ("action", "tfkd-reg"), ("content", "ce")])
+def test_each_tagger_loss_falls_on_a_tiny_run(train_batch, kind, distillation):
     torch.manual_seed(0)
-    model = ContentTagger(backbone="test_resnet", train_frames=2)
+    model = TINY[kind](distillation)
     before = _clip_loss(model, train_batch)
-    _train(model, train_batch, 30)
+    _train(model, train_batch, 40 if kind == "action" else 30)
     after = _clip_loss(model, train_batch)
     assert after < 0.5 * before, (before, after)
 
