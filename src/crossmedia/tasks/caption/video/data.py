@@ -2,8 +2,17 @@
 
 A dataset folder (``root``, default ``data/<dataset>``) holds ``annotations.json`` in MSR-VTT's
 format (read by :func:`crossmedia.data.msrvtt.read_msrvtt`: ``videos`` with ``video_id`` and
-``split``, ``sentences`` with ``video_id`` and ``caption``) and a features folder (``features``,
-default ``<root>/features``) with
+``split``, ``sentences`` with ``video_id`` and ``caption``) and its videos (``videos/<id>.mp4``).
+The streams are read from a features folder: ``features`` when given; else ``<root>/features``
+when it holds any of the three files (features a user computed, as the reference code stores
+them; a missing one is an error naming it); else
+``data/video-features/<folder name>-<key>``, which :meth:`VideoCaptionDataModule.prepare_data`
+fills the first time by running :class:`~crossmedia.tasks.caption.video.features.VideoFeatureExtractor`
+(``extractor``: its arguments; default the offline EfficientNet-Lite0 and the zoo's
+``video-content-tagger`` / ``video-action-tagger``) over every video, with a progress bar,
+resumable. The key hashes the folder's absolute path, the extractor arguments and the sha256 of
+the tag networks' zoo weights, so other videos or re-trained taggers get their own folder and
+nothing is ever written into the dataset folder. The folder holds
 
 * ``appearance.h5``: one dataset (T, Da) per video id (a row per frame);
 * ``motion.h5``: one dataset (S, Dm) per video id (a row per clip segment);
@@ -28,10 +37,13 @@ from the training captions as the image captioner's is. The module implements
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 from pathlib import Path
 
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 
 from crossmedia.core.paths import data_root
 from crossmedia.data.karpathy import CaptionedImage, Vocabulary, tokenize
@@ -117,12 +129,11 @@ class VideoCaptionDataModule(CaptionDataModule):
     collate = staticmethod(collate_videos)
 
     def __init__(self, *, dataset: str = "puppet-captions", root: str | None = None, features: str | None = None,
-                 batch_size: int = 50, eval_batch_size: int = 250, min_count: int = 5, max_len: int = 16,
-                 captions_per_image: int = 5, num_workers: int = 0, seed: int = 0):
+                 extractor: dict | None = None, batch_size: int = 50, eval_batch_size: int = 250, min_count: int = 5,
+                 max_len: int = 16, captions_per_image: int = 5, num_workers: int = 0, seed: int = 0):
         super(CaptionDataModule, self).__init__()  # not CaptionDataModule's arguments; super() lets Lightning find ours
         self.save_hyperparameters()
         self.root = Path(root) if root is not None else data_root() / dataset
-        self.features_dir = Path(features) if features is not None else self.root / "features"
         self.records: dict[str, list[CaptionedImage]] = {}
         self.vocabulary: Vocabulary | None = None
         self.tag_words: list[str] | None = None
@@ -147,13 +158,59 @@ class VideoCaptionDataModule(CaptionDataModule):
 
             ensure(self.hparams.dataset, self.root)
 
+    def _extractor_args(self) -> dict:
+        from crossmedia.tasks.caption.video.features import VideoFeatureExtractor
+
+        defaults = {name: p.default for name, p in inspect.signature(VideoFeatureExtractor).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        return {**defaults, **(self.hparams.extractor or {})}
+
+    @property
+    def features_dir(self) -> Path:
+        """Where the streams are read (module docstring): ``features``, ``<root>/features``, or the extraction cache."""
+        from crossmedia.tasks.caption.video.features import FILES
+
+        if self.hparams.features is not None:
+            return Path(self.hparams.features)
+        own = self.root / "features"
+        if any((own / name).is_file() for name in FILES):  # the user's own (a missing one is named in prepare_data)
+            return own
+        args = self._extractor_args()
+        weights = {}
+        for name in ("content", "action"):
+            if isinstance(args.get(name), str):
+                from crossmedia.core.cards import get_card
+
+                weights[name] = get_card(args[name]).weights.get("sha256")
+        key = json.dumps({"root": str(self.root.resolve()), "extractor": args, "weights": weights}, sort_keys=True,
+                         default=str)
+        return data_root() / "video-features" / f"{self.root.name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+    def prepare_data(self) -> None:
+        """The dataset folder (:meth:`_ensure`), then the streams of every video when the features folder lacks them."""
+        from crossmedia.data.msrvtt import read_msrvtt, video_path
+        from crossmedia.tasks.caption.video.features import FILES, VideoFeatureExtractor, extract_features
+
+        self._ensure()
+        out = self.features_dir
+        if all((out / name).is_file() for name in FILES):
+            return
+        if self.hparams.features is not None or out == self.root / "features":
+            raise FileNotFoundError(f"features folder {out} lacks {', '.join(n for n in FILES if not (out / n).is_file())}; "
+                                    f"point it at a folder of appearance.h5, motion.h5 and tags.json, or leave it "
+                                    f"empty to extract them")
+        videos = {v.video_id: video_path(self.root, v.video_id) for v in read_msrvtt(self.annotations)}
+        rank_zero_info(f"video captioning: extracting the streams of {len(videos):,} videos of {self.root} into {out} "
+                       f"(once; resumable)")
+        extract_features(videos, out, VideoFeatureExtractor(**(self.hparams.extractor or {})))
+
     def setup(self, stage: str | None = None) -> None:
         if self.vocabulary is not None:
             return
         from crossmedia.data.features import FeatureStore
         from crossmedia.data.msrvtt import read_msrvtt
 
-        self._ensure()
+        self.prepare_data()  # a no-op once done (also for a data module used without a Trainer)
         annotations = self.annotations
         videos = read_msrvtt(annotations)
         records = [CaptionedImage(path=_video_file(self.root, v.video_id), split=v.split,
