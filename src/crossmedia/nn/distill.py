@@ -24,7 +24,12 @@ KL(p ‖ q) = Σ_k p_k (log p_k − log q_k), summed over classes and averaged o
 (``batchmean``). The reference calls ``nn.KLDivLoss()`` whose old default averages over all B·K
 elements, i.e. it computes KL / K, and makes up for it with a ``multiplier``: Tf-KD reg's
 ResNet-18 CIFAR-100 config uses multiplier 100 = K, which is exactly the per-sample KL used here.
-Our ``multiplier`` (default 1) scales the per-sample KL term further.
+Our ``multiplier`` (default 1) scales the per-sample KL term further. The reference's KD and
+self-teacher configs do not all make up for it: its MobileNetV2 and ShuffleNetV2 self-teacher
+configs use multiplier 1, i.e. KL / K, so our default ``tfkd-self`` (multiplier 1: the paper's
+Eq. 8 as written) weighs the distillation term K times more than those runs did (10x at K = 10);
+``distillation_args={"multiplier": 1 / K}`` reproduces them, and the ResNet-18 self config
+(τ = 6, multiplier 50) is our multiplier 50 / K.
 
 Defaults (the reference's): ``ls`` ε = 0.1; ``kd`` and ``tfkd-self`` α = 0.95, τ = 20 (its KD and
 MobileNetV2 self-teacher configs; the ResNet-18 self config uses τ = 6); ``tfkd-reg`` a = 0.99
