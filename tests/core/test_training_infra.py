@@ -199,6 +199,30 @@ def _check_retrieval(model, root: Path) -> None:
     assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
 
 
+VIDEO_EXTRACTOR = {"appearance": "test_resnet", "pretrained": False, "image_size": 32}  # + the zoo's tag networks
+
+
+def _make_video_caption(folder: Path) -> Path:
+    """27 puppet clips with captions (9 train / 9 val / 9 test) and their streams in <root>/features."""
+    from crossmedia.data.builtin.puppet_captions import make_puppet_captions
+    from crossmedia.data.msrvtt import read_msrvtt, video_path
+    from crossmedia.tasks.caption.video.features import VideoFeatureExtractor, extract_features
+
+    root = make_puppet_captions(folder / "puppet-captions", num_clips=27, progress=False)
+    torch.manual_seed(0)
+    extract_features({v.video_id: video_path(root, v.video_id) for v in read_msrvtt(root)}, root / "features",
+                     VideoFeatureExtractor(**VIDEO_EXTRACTOR), progress=False)
+    return root
+
+
+def _check_video_caption(model, root: Path) -> None:
+    from crossmedia.data.msrvtt import video_path
+
+    [caption] = model.caption_video(video_path(root, "video0"), beam_size=2)
+    words = caption.split()
+    assert words and set(words) <= set(model.vocabulary.words)
+
+
 def _make_posevideo(folder: Path) -> Path:
     from crossmedia.data.builtin.puppets import make_puppets
 
@@ -344,8 +368,20 @@ data:
         # gather_negatives (the default, written out): under DDP each rank's loss sees both ranks' 4 + 4 rows
         make_data=_make_caption, train_items=40, batch_size=4, loss="train/loss", val="val/rsum",
         media=("retrieval",), check=_check_retrieval, tables=("retrieval_table",)),
+    "caption-video": Tiny(
+        config="""seed_everything: 0
+model:
+  class_path: crossmedia.tasks.caption.video.module.STXlanVModule
+  init_args: {{dim: 32, heads: 4, stream_blocks: 1, cross_blocks: 1, val_beam: 1, test_beam: 1}}
+data:
+  class_path: crossmedia.tasks.caption.video.data.VideoCaptionDataModule
+  init_args: {{dataset: puppet-captions, root: {root}, batch_size: 4, eval_batch_size: 8, min_count: 0,
+              extract_with: {{appearance: test_resnet, pretrained: false, image_size: 32}}}}
+""" + TRAINER,
+        make_data=_make_video_caption, train_items=9, batch_size=4, loss="train/loss", val="val/CIDEr",
+        media=(), check=_check_video_caption),
 }
-EXTRA_MODULES = ["posevideo-psgan"]
+EXTRA_MODULES = ["posevideo-psgan", "caption-video"]
 
 
 def _registered_tasks() -> list[str]:

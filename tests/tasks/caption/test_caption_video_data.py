@@ -22,7 +22,7 @@ def _tree(root):
 def test_streams_are_extracted_once_outside_the_dataset_folder(clips, tmp_path, monkeypatch, one_thread, caplog):
     monkeypatch.setenv("CROSSMEDIA_DATA", str(tmp_path / "data"))
     before = _tree(clips)
-    dm = VideoCaptionDataModule(root=str(clips), extractor=SMALL, min_count=0, batch_size=4)
+    dm = VideoCaptionDataModule(root=str(clips), extract_with=SMALL, min_count=0, batch_size=4)
     with caplog.at_level("INFO"):
         dm.prepare_data()
     out = dm.features_dir
@@ -35,10 +35,10 @@ def test_streams_are_extracted_once_outside_the_dataset_folder(clips, tmp_path, 
     assert batch["appearance"].shape == (4, 16, 96) and batch["motion"].shape == (4, 3, 256)
     assert batch["tags"].shape == (4, 2) and batch["captions"].shape[:2] == (4, 5)
     made = _tree(out)
-    again = VideoCaptionDataModule(root=str(clips), extractor=SMALL, min_count=0)
+    again = VideoCaptionDataModule(root=str(clips), extract_with=SMALL, min_count=0)
     again.prepare_data()
     assert again.features_dir == out and _tree(out) == made  # found, not redone
-    other = VideoCaptionDataModule(root=str(clips), extractor={**SMALL, "image_size": 48}, min_count=0)
+    other = VideoCaptionDataModule(root=str(clips), extract_with={**SMALL, "image_size": 48}, min_count=0)
     assert other.features_dir != out
 
 
@@ -49,7 +49,7 @@ def test_a_users_features_folder_is_read_and_a_missing_file_named(clips, tmp_pat
     shutil.copytree(clips, root)
     (root / "features").mkdir()
     (root / "features" / "tags.json").write_text("{}")
-    dm = VideoCaptionDataModule(root=str(root), extractor=SMALL, min_count=0)
+    dm = VideoCaptionDataModule(root=str(root), extract_with=SMALL, min_count=0)
     assert dm.features_dir == root / "features"
     with pytest.raises(FileNotFoundError, match=r"features folder .*theirs/features lacks appearance.h5, motion.h5"):
         dm.prepare_data()

@@ -223,7 +223,7 @@ class _Extractor:
 
 
 def test_caption_video_from_frames_and_from_an_mp4(data, stub_trainer, tmp_path, monkeypatch):
-    from crossmedia.tasks.caption.video import features
+    from crossmedia.tasks.caption.video import module
 
     model = _model(data, stub_trainer, extractor={"appearance": "resnet10t", "pretrained": False})
     frames = torch.rand(2, 16, 3, 32, 32)
@@ -232,7 +232,7 @@ def test_caption_video_from_frames_and_from_an_mp4(data, stub_trainer, tmp_path,
     path = _write_mp4(tmp_path / "clip.mp4")
     assert len(model.caption_video(path, beam_size=2, extractor=_Extractor())) == 1
     built = []
-    monkeypatch.setattr(features, "VideoFeatureExtractor", lambda **kw: built.append(kw) or _Extractor())
+    monkeypatch.setattr(module, "VideoFeatureExtractor", lambda **kw: built.append(kw) or _Extractor())
     monkeypatch.setattr(_Extractor, "to", lambda self, device: self, raising=False)
     assert len(model.caption_video(path)) == 1 and built == [{"appearance": "resnet10t", "pretrained": False}]
 

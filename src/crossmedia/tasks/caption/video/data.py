@@ -8,11 +8,13 @@ when it holds any of the three files (features a user computed, as the reference
 them; a missing one is an error naming it); else
 ``data/video-features/<folder name>-<key>``, which :meth:`VideoCaptionDataModule.prepare_data`
 fills the first time by running :class:`~crossmedia.tasks.caption.video.features.VideoFeatureExtractor`
-(``extractor``: its arguments; default the offline EfficientNet-Lite0 and the zoo's
+(``extract_with``: its arguments; default the offline EfficientNet-Lite0 and the zoo's
 ``video-content-tagger`` / ``video-action-tagger``) over every video, with a progress bar,
 resumable. The key hashes the folder's absolute path, the extractor arguments and the sha256 of
 the tag networks' zoo weights, so other videos or re-trained taggers get their own folder and
-nothing is ever written into the dataset folder. The folder holds
+nothing is ever written into the dataset folder. A video captioner built without ``extractor``
+takes ``extract_with`` at fit (what it needs to caption a new video the same way; named
+differently so that the two hyper-parameters never clash in a logger). The folder holds
 
 * ``appearance.h5``: one dataset (T, Da) per video id (a row per frame);
 * ``motion.h5``: one dataset (S, Dm) per video id (a row per clip segment);
@@ -129,7 +131,7 @@ class VideoCaptionDataModule(CaptionDataModule):
     collate = staticmethod(collate_videos)
 
     def __init__(self, *, dataset: str = "puppet-captions", root: str | None = None, features: str | None = None,
-                 extractor: dict | None = None, batch_size: int = 50, eval_batch_size: int = 250, min_count: int = 5,
+                 extract_with: dict | None = None, batch_size: int = 50, eval_batch_size: int = 250, min_count: int = 5,
                  max_len: int = 16, captions_per_image: int = 5, num_workers: int = 0, seed: int = 0):
         super(CaptionDataModule, self).__init__()  # not CaptionDataModule's arguments; super() lets Lightning find ours
         self.save_hyperparameters()
@@ -163,7 +165,7 @@ class VideoCaptionDataModule(CaptionDataModule):
 
         defaults = {name: p.default for name, p in inspect.signature(VideoFeatureExtractor).parameters.items()
                     if p.default is not inspect.Parameter.empty}
-        return {**defaults, **(self.hparams.extractor or {})}
+        return {**defaults, **(self.hparams.extract_with or {})}
 
     @property
     def features_dir(self) -> Path:
@@ -202,7 +204,7 @@ class VideoCaptionDataModule(CaptionDataModule):
         videos = {v.video_id: video_path(self.root, v.video_id) for v in read_msrvtt(self.annotations)}
         rank_zero_info(f"video captioning: extracting the streams of {len(videos):,} videos of {self.root} into {out} "
                        f"(once; resumable)")
-        extract_features(videos, out, VideoFeatureExtractor(**(self.hparams.extractor or {})))
+        extract_features(videos, out, VideoFeatureExtractor(**(self.hparams.extract_with or {})))
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocabulary is not None:

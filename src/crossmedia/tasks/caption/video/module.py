@@ -39,6 +39,7 @@ from crossmedia.data.karpathy import Vocabulary
 from crossmedia.tasks.caption.callbacks import CaptionSamples
 from crossmedia.tasks.caption.module import CaptionModule
 from crossmedia.tasks.caption.self_critical import SCSTModule
+from crossmedia.tasks.caption.video.features import VideoFeatureExtractor, load_video_frames
 from crossmedia.tasks.caption.video.models import CrossModalDecoder, PretrainHeads, STXlanVEncoder, text_tokens
 from crossmedia.tasks.caption.video.pretrain import IGNORE_INDEX, mlm_mask, tap_replace
 
@@ -91,7 +92,7 @@ class STXlanVModule(SCSTModule):
     summary = "video captioning: ST-XlanV (semantic tags + X-Linear streams, TAP/MLM/VCAP pre-training)"
     paper = {"title": "Semantic Tag Augmented XlanV Model for Video Captioning", "arxiv": ""}  # ACM MM 2021
     card_metrics = [{"metric": m, "key": f"test/{m}", "split": "test"} for m in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")]
-    fit_hparams = ("vocab", "tag_words", "appearance_dim", "motion_dim")
+    fit_hparams = ("vocab", "tag_words", "appearance_dim", "motion_dim", "extractor")
     inference = ("caption_video",)
     # the stream encoders' global features (kept as in X-LAN's encoder, read only by the cross-modal
     # one) and, outside pre-training, the pre-training heads get no gradient by design
@@ -143,6 +144,8 @@ class STXlanVModule(SCSTModule):
         """Take the feature widths and the tag vocabulary from the data when not given, then build as
         :meth:`CaptionModule.configure_model` does (vocabulary from the data, ``init_from``)."""
         datamodule = self._datamodule()
+        if self.hparams.extractor is None and getattr(datamodule, "hparams", {}).get("extract_with") is not None:
+            self.hparams.extractor = dict(datamodule.hparams.extract_with)  # the features' extractor, for caption_video
         if datamodule is not None and getattr(datamodule, "tag_words", None) is not None:
             h = self.hparams
             for key in ("appearance_dim", "motion_dim", "tag_words"):
@@ -240,7 +243,7 @@ class STXlanVModule(SCSTModule):
         -> (B, T, 3, S, S) float in [0, 1], S = ``image_size``."""
         h = self.hparams
         if isinstance(video, (str, Path)):
-            video = torch.from_numpy(_features_module().load_video_frames(video, h.frames, h.image_size))
+            video = torch.from_numpy(load_video_frames(video, h.frames, h.image_size))
         if not isinstance(video, torch.Tensor):
             raise TypeError("caption_video takes a video path or frames as a tensor: (T, H, W, 3) uint8, "
                             f"(T, 3, H, W) or (B, T, 3, H, W) float in [0, 1]; got {type(video).__name__}")
@@ -262,7 +265,7 @@ class STXlanVModule(SCSTModule):
         """The feature and tag extractor, :class:`crossmedia.tasks.caption.video.features.VideoFeatureExtractor`
         built from the ``extractor`` init args (None: its defaults, the zoo's tag networks), made on first use."""
         if self._extractor is None:
-            self._extractor = _features_module().VideoFeatureExtractor(**(self.hparams.extractor or {}))
+            self._extractor = VideoFeatureExtractor(**(self.hparams.extractor or {}))
             self._extractor.to(self.device)
         return self._extractor
 
@@ -303,16 +306,6 @@ class STXlanVModule(SCSTModule):
         with eval_mode(self):
             seq = self.generate(batch, beam_size=beam_size)
         return [self.vocabulary.decode(row) for row in seq.tolist()]
-
-
-def _features_module():
-    """:mod:`crossmedia.tasks.caption.video.features` (the extractor), imported when a video is captioned."""
-    try:
-        from crossmedia.tasks.caption.video import features
-    except ImportError as error:
-        raise ImportError("caption_video needs crossmedia.tasks.caption.video.features (VideoFeatureExtractor, "
-                          f"load_video_frames), which this installation lacks: {error}") from error
-    return features
 
 
 class XlanVModule(STXlanVModule):
