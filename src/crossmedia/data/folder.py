@@ -59,19 +59,32 @@ def _always(root: Path, meta: dict[str, Any]) -> bool:
     return True
 
 
+def read_json_object(path: str | Path, error: type[Exception] = ValueError, *, fix: str,
+                     shape: str = "") -> dict[str, Any]:
+    """The JSON object (a dict) in ``path``, for the readers of JSON formats.
+
+    Raises FileNotFoundError when ``path`` is missing; ``error`` naming ``path`` when it is not UTF-8
+    JSON (``fix``: what to do, e.g. extract it again) or not an object (``shape``: what the object
+    holds, e.g. ``" with 'videos' and 'sentences' lists"``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {fix}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as cause:
+        raise error(f"{path}: not valid JSON ({cause}); {fix}") from cause
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object{shape}, got {type(data).__name__}; {fix}")
+    return data
+
+
 def read_meta(root: str | Path) -> dict[str, Any] | None:
     """The dataset folder's ``meta.json`` as a dict, or None when there is none."""
     meta_file = Path(root) / META
     if not meta_file.is_file():
         return None
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DatasetFolderError(f"{meta_file}: not valid JSON ({error}); delete it to re-prepare") from error
-    if not isinstance(meta, dict):
-        raise DatasetFolderError(f"{meta_file}: expected a JSON object, got {type(meta).__name__}; "
-                                 f"delete it to re-prepare")
-    return meta
+    return read_json_object(meta_file, DatasetFolderError, fix="delete it to re-prepare")
 
 
 def write_meta(root: str | Path, meta: Mapping[str, Any]) -> Path:

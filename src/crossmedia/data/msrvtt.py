@@ -49,7 +49,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from crossmedia.data.folder import DatasetFolder, read_meta
+from crossmedia.data.folder import DatasetFolder, read_json_object, read_meta
 from crossmedia.data.registry import register_dataset, register_folder_format
 
 __all__ = ["MSRVTTFormatError", "VideoCaptions", "SPLITS", "VIDEO_SUFFIXES", "read_msrvtt", "annotation_file",
@@ -90,14 +90,8 @@ def _load(path: Path) -> dict[str, Any]:
     """The JSON object of an annotation file, with ``videos`` and ``sentences`` lists."""
     if not path.is_file():
         raise FileNotFoundError(f"MSR-VTT annotation file {path} does not exist; expected {_LAYOUT}")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MSRVTTFormatError(f"{path}: not valid JSON ({error}); the file is truncated or damaged: extract it "
-                                f"again from the MSR-VTT release") from error
-    if not isinstance(doc, dict):
-        raise MSRVTTFormatError(f"{path}: expected a JSON object with 'videos' and 'sentences' lists, got "
-                                f"{type(doc).__name__}")
+    doc = read_json_object(path, MSRVTTFormatError, shape=" with 'videos' and 'sentences' lists",
+                           fix="the file is truncated or damaged: extract it again from the MSR-VTT release")
     for key in ("videos", "sentences"):
         if key not in doc:
             raise MSRVTTFormatError(f"{path}: no {key!r} list; an MSR-VTT annotation file holds 'videos' (video_id, "

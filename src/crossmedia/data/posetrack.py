@@ -31,7 +31,6 @@ all-zero keypoints (visibility 0). Nothing is skipped silently: every malformed 
 """
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from crossmedia.data.folder import read_json_object
 from crossmedia.data.keypoints import NUM_JOINTS
 
 __all__ = ["PoseFormatError", "PoseClip", "read_posetrack"]
@@ -87,14 +87,8 @@ class PoseClip:
 def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"keypoint file {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PoseFormatError(f"{path}: not valid JSON ({error}); the file is truncated or damaged: download, "
-                              f"extract or write it again") from error
-    if not isinstance(data, dict):
-        raise PoseFormatError(f"{path}: expected a JSON object at the top level; {_HINT}")
-    return data
+    return read_json_object(path, PoseFormatError, shape=f" at the top level ({_HINT})",
+                            fix="the file is truncated or damaged: download, extract or write it again")
 
 
 def _list(path: Path, data: dict[str, Any], field: str, required: bool = True) -> list[Any]:

@@ -48,6 +48,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 
 from crossmedia.core.paths import data_root
+from crossmedia.data.folder import read_json_object
 from crossmedia.data.karpathy import CaptionedImage, Vocabulary, tokenize
 from crossmedia.tasks.caption.data import SPLITS, CaptionDataModule, CaptionDataset
 
@@ -60,16 +61,8 @@ NO_TAG = "<none>"
 def read_tags(path: str | Path) -> dict[str, dict]:
     """``tags.json`` as ``{video_id: {"content": word, "action": word, ...}}``; errors name the file and entry."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"tags file {path} does not exist; write it with "
-                                "crossmedia.tasks.caption.video.features.extract_features")
-    try:
-        tags = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); write it again") from error
-    if not isinstance(tags, dict):
-        raise ValueError(f"{path}: expected an object {{video_id: {{'content': word, 'action': word}}}}, "
-                         f"got {type(tags).__name__}")
+    tags = read_json_object(path, shape=" {video_id: {'content': word, 'action': word}}",
+                            fix="write it (again) with crossmedia.tasks.caption.video.features.extract_features")
     for video_id, entry in tags.items():
         for kind in TAG_KINDS:
             if not isinstance(entry, dict) or not isinstance(entry.get(kind), str) or not entry[kind]:
