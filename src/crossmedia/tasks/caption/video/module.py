@@ -176,8 +176,12 @@ class STXlanVModule(SCSTModule):
         return [VideoCaptionSamples()]
 
     def lr_factor(self, epoch: int) -> float:
-        """SCST: ``rl_lr / lr`` decayed every ``lr_decay_every`` epochs; other stages: ``lr``'s decay."""
-        return super().lr_factor(epoch) if self.in_rl() else CaptionModule.lr_factor(self, epoch)
+        """SCST: ``rl_lr / lr`` decayed every ``lr_decay_every`` epochs (RL from the first epoch: a
+        ``scst`` run starts from the ``xe`` one); other stages: ``lr``'s decay."""
+        h = self.hparams
+        if self.in_rl():
+            return h.rl_lr / h.lr * h.lr_decay ** (epoch // h.lr_decay_every)
+        return CaptionModule.lr_factor(self, epoch)
 
     # encoding
 
