@@ -278,3 +278,38 @@ def test_validation_samples_write_captions_and_clips_and_log_them_as_videos(fold
     assert len(logged) == 1 and logged[0]["key"] == "samples/clips" and logged[0]["step"] == 7
     assert [Path(v).name for v in logged[0]["videos"]] == ["video6.mp4"]
     assert logged[0]["caption"][0].endswith("| reference: a person in a red top jumps")
+
+
+def test_other_tag_words_are_read_in_the_models_tag_vocabulary(data, stub_trainer, caplog):
+    """Data whose tags.json names other words (a user's videos): same words, same ids; unknown -> none."""
+    with caplog.at_level("INFO"):
+        model = _model(data, stub_trainer, tag_words=["<none>", "blue", "jump", "red", "wave", "yellow"])
+    assert "read as none: green" in caplog.text
+    batch = model.on_after_batch_transfer(_train_batch(data), 0)
+    names = [[model.hparams.tag_words[i] for i in row] for row in batch["tags"].tolist()]
+    truth = [[data.tag_words[i] for i in row] for row in _train_batch(data)["tags"].tolist()]
+    assert names == [[w if w != "green" else "<none>" for w in row] for row in truth]
+    assert model.training_loss(batch).isfinite()
+
+
+def test_init_from_of_other_words_keeps_the_shared_word_rows(data, folder, stub_trainer, tmp_path, caplog):
+    """Fine-tuning a video captioner on data with other words: the V-row and V+3-row tensors are rebuilt,
+    the words both vocabularies share keep their rows, [CLS]/[SEP]/[MASK] keep theirs, the rest loads."""
+    source = _model(data, stub_trainer, stage="pretrain")
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}, tmp_path / "s.ckpt")
+    fewer = VideoCaptionDataModule(root=str(folder), min_count=6, captions_per_image=3, max_len=8)  # 7 of 12 words
+    fewer.setup("fit")
+    old, new = list(data.vocabulary.words), list(fewer.vocabulary.words)
+    assert set(new) < set(old)
+    with caplog.at_level("INFO"):
+        model = _model(fewer, stub_trainer, init_from=str(tmp_path / "s.ckpt"))
+    assert f"({len(new)} words) differs from that of" in caplog.text
+    start, state = source.state_dict(), model.state_dict()
+    text = "video.streams.text.embed.0.weight"
+    assert state[text].shape[0] == len(new) + 3
+    for word in ("person", "jumps", "<eos>"):
+        assert torch.equal(state[text][new.index(word)], start[text][old.index(word)])
+    assert torch.equal(state[text][-3:], start[text][-3:])  # [CLS], [SEP], [MASK]
+    same = [k for k, v in start.items() if k in state and v.shape == state[k].shape and v.shape[0] not in
+            (len(old), len(old) + 3)]
+    assert same and all(torch.equal(state[k], start[k]) for k in same)

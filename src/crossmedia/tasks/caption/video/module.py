@@ -32,8 +32,10 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
 
 from crossmedia.core.callbacks import run_dir
+from crossmedia.core.init_from import remap_rows
 from crossmedia.core.modes import eval_mode
 from crossmedia.data.karpathy import Vocabulary
 from crossmedia.tasks.caption.callbacks import CaptionSamples
@@ -153,19 +155,47 @@ class STXlanVModule(SCSTModule):
                 if given is None:
                     h[key] = found
                 elif key == "tag_words" and h.tags and list(given) != list(found):
-                    raise ValueError(f"the model's tag vocabulary ({len(given)} words) differs from the data's "
-                                     f"({len(found)} words, from its tags.json): use the tag networks the model was "
-                                     f"trained with, or train it on this data")
+                    self._read_tags_as(list(given), list(found))
                 elif key != "tag_words" and given != found:
                     raise ValueError(f"the model reads {key}={given} but the data's features have {found}: "
                                      "use the features it was trained on")
         super().configure_model()
 
+    def _read_tags_as(self, model_words: list[str], data_words: list[str]) -> None:
+        """Data whose tags.json names other (or fewer) tag words than the model's tag vocabulary: its
+        tag ids are read as the model's ids of the same words (:meth:`on_after_batch_transfer`); a
+        word the model does not know is read as none (0). Said in one line."""
+        index = {word: i for i, word in enumerate(model_words)}
+        self._tag_map = torch.tensor([index.get(word, 0) for word in data_words], dtype=torch.long)
+        unknown = [word for word in data_words[1:] if word not in index]
+        rank_zero_info(f"video captioning: the data's {len(data_words) - 1} tag words are read in the model's "
+                       f"tag vocabulary ({len(model_words) - 1} words)"
+                       + (f"; not in it, read as none: {', '.join(unknown)}" if unknown else ""))
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Data tag ids -> the model's (:meth:`_read_tags_as`), when the two tag vocabularies differ."""
+        tag_map = getattr(self, "_tag_map", None)
+        if tag_map is not None and isinstance(batch, dict) and "tags" in batch:
+            batch["tags"] = tag_map.to(batch["tags"].device)[batch["tags"]]
+        return batch
+
     def _take_vocabulary(self, vocabulary: Vocabulary, initial: tuple | None) -> tuple | None:
-        if initial is not None:
-            raise ValueError(f"init_from {self.hparams.init_from!r}: its caption vocabulary differs from the data's; "
-                             "video captioners continue training on the data they started on")
-        return super()._take_vocabulary(vocabulary, initial)
+        """Fine-tuning on data with other words: rebuild for the data's vocabulary; starting weights
+        (``init_from``) keep every tensor, and the rows of the words both vocabularies share in the
+        V-row tensors (decoder embedding and output, MLM head) and in the text stream's V + 3 rows
+        (the words, then ``[CLS]``, ``[SEP]``, ``[MASK]``)."""
+        if initial is None:
+            return super()._take_vocabulary(vocabulary, initial)
+        old, new = list(self.vocabulary.words), list(vocabulary.words)
+        self._build(vocabulary)
+        target = self.state_dict()
+        state, shared = remap_rows(initial[0], old, new, target)
+        special = ["[CLS]", "[SEP]", "[MASK]"]
+        state, _ = remap_rows(state, old + special, new + special, target)
+        rank_zero_info(f"video captioning: the data's vocabulary ({len(new)} words) differs from that of "
+                       f"{self.hparams.init_from} ({len(old)}): the word rows are rebuilt for it; {shared} shared "
+                       f"words keep theirs and every other weight is loaded")
+        return state, initial[1]
 
     # stages
 
