@@ -114,7 +114,9 @@ def collate_videos(items: list[dict]) -> dict:
 
 
 class VideoCaptionDataModule(CaptionDataModule):
-    """Train / val / test loaders over an MSR-VTT-format folder and its stream features (module docstring).
+    """Train / val / test loaders over an MSR-VTT-format folder and its stream features; the batch dict
+    (``appearance`` + mask, ``motion`` + mask, ``tags``, ``captions`` in training, ``index``) is described
+    in the module docstring.
 
     After ``setup``: :attr:`vocabulary` (captions), :attr:`tag_words` (tags),
     :attr:`appearance_dim` and :attr:`motion_dim` (feature widths), which a video captioner takes
