@@ -48,7 +48,7 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 
 from crossmedia.core.paths import data_root
-from crossmedia.data.folder import read_json_object
+from crossmedia.data.folder import folder_lock, read_json_object
 from crossmedia.data.karpathy import CaptionedImage, Vocabulary, tokenize
 from crossmedia.tasks.caption.data import SPLITS, CaptionDataModule, CaptionDataset
 
@@ -196,10 +196,13 @@ class VideoCaptionDataModule(CaptionDataModule):
             raise FileNotFoundError(f"features folder {out} lacks {', '.join(n for n in FILES if not (out / n).is_file())}; "
                                     f"point it at a folder of appearance.h5, motion.h5 and tags.json, or leave it "
                                     f"empty to extract them")
-        videos = {v.video_id: video_path(self.root, v.video_id) for v in read_msrvtt(self.annotations)}
-        rank_zero_info(f"video captioning: extracting the streams of {len(videos):,} videos of {self.root} into {out} "
-                       f"(once; resumable)")
-        extract_features(videos, out, VideoFeatureExtractor(**(self.hparams.extract_with or {})))
+        with folder_lock(out):  # another process (a DDP node, a test worker) may be extracting the same folder
+            if all((out / name).is_file() for name in FILES):
+                return
+            videos = {v.video_id: video_path(self.root, v.video_id) for v in read_msrvtt(self.annotations)}
+            rank_zero_info(f"video captioning: extracting the streams of {len(videos):,} videos of {self.root} into "
+                           f"{out} (once; resumable)")
+            extract_features(videos, out, VideoFeatureExtractor(**(self.hparams.extract_with or {})))
 
     def setup(self, stage: str | None = None) -> None:
         if self.vocabulary is not None:
