@@ -96,12 +96,34 @@ def _msrvtt(root):
     return "the data's vocabulary"
 
 
+def _pets(root):
+    """An ImageFolder of 3 classes with train/ and test/ (4 and 2 images per class)."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("test", 2)):
+        for name in ("cat", "dog", "owl"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / split / name / f"{i}.png")
+    return "has 3 classes, the model was configured for 10"
+
+
+def _poses(root, tmp_path):
+    """27 puppet clips' frames beside their keypoint JSON under another name (the 9 actions of the card:
+    nothing to adapt, so no line to look for)."""
+    from crossmedia.data.builtin.puppets import make_puppets
+
+    made = make_puppets(tmp_path / "made", num_clips=27, progress=False)
+    shutil.copytree(made / "frames", root / "frames")
+    shutil.copy(made / "annotations.json", root / "gym_session.json")
+    return ""
+
+
 def _tree(root):
     return sorted((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
 
 
 def test_the_section_has_a_command_per_format():
-    assert [c.split()[3] for c in COMMANDS] == ["caption-xe", "csq", "sum-gda", "t2i-cls", "vsepp", "xlanv-xe"]
+    assert [c.split()[3] for c in COMMANDS] == ["caption-xe", "csq", "sum-gda", "t2i-cls", "vsepp", "xlanv-xe", "classify-baseline", "psgan"]
 
 
 @pytest.mark.slow
@@ -111,7 +133,8 @@ def test_a_readme_own_data_command_trains_on_a_folder_it_leaves_untouched(comman
     card = command.split()[3]
     said = {"caption-xe": lambda: _captions(folder), "csq": lambda: _lists(folder, hashing_data / "digits"),
             "sum-gda": lambda: _videos(folder, tmp_path), "vsepp": lambda: _precomp(folder),
-            "t2i-cls": lambda: _birds(folder), "xlanv-xe": lambda: _msrvtt(folder)}[card]()
+            "t2i-cls": lambda: _birds(folder), "xlanv-xe": lambda: _msrvtt(folder),
+            "classify-baseline": lambda: _pets(folder), "psgan": lambda: _poses(folder, tmp_path)}[card]()
     before = _tree(folder)
     args = [re.sub(r"~/my-[\w-]+", str(folder), arg) for arg in shlex.split(command)][1:]
     env = {**os.environ, "CROSSMEDIA_HOME": str(tmp_path / "home"), "CROSSMEDIA_DATA": str(tmp_path / "data"),

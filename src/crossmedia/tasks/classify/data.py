@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
@@ -206,6 +207,10 @@ class ClassifyDataModule(SplitLoaders, TaskDataModule):
             paths, labels = splits["train"]
             keep = few_per_class(labels, hp.train_per_class, hp.split_seed)
             splits["train"] = ([paths[i] for i in keep], labels[keep])
+            if len(keep) < len(paths):  # the cards' few-shot recipe; never a silent cut of a user's data
+                rank_zero_warn(f"classify: training on {len(keep)} of the {len(paths)} training images of {self.root} "
+                               f"({hp.train_per_class} per class: train_per_class); "
+                               f"--data.init_args.train_per_class=null trains on all")
         augment = v2.RandomAffine(degrees=10, translate=(2 / 32, 2 / 32)) if hp.train_augment else None
         decoded = {}  # id of a split's (paths, labels) -> its dataset: a split standing in for another is shared
         for number, (split, items) in enumerate(splits.items()):
