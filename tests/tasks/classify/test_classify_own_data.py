@@ -163,6 +163,6 @@ def test_a_fine_tuned_run_is_tested_from_its_config_and_last_checkpoint(folder, 
 def test_a_few_shot_recipe_says_what_it_leaves_out(folder):
     """train_per_class (the cards' 10 digits per class) on a folder with more images: said, never silent."""
     data = ClassifyDataModule(dataset="pets", root=str(folder), image_size=32, train_per_class=1)
-    with pytest.warns(UserWarning, match=r"training on 3 of the 6 training images .* train_per_class=null trains on all"):
+    with pytest.warns(UserWarning, match=r"training on 3 of the 6 training images .*train_per_class=null trains on all"):
         data.setup("fit")
     assert len(data.datasets["train"]) == 3
