@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["main", "CrossmediaCLI"]
+__all__ = ["main"]  # CrossmediaCLI is built inside _lightning_cli (it closes over the card name)
 
 _LIGHTNING_COMMANDS = {"fit", "validate", "test", "predict"}
 

@@ -140,7 +140,7 @@ def _caption_report(name: str, records: list, facts: dict[str, object]) -> Folde
 def _caption_files(root: Path, files: Callable) -> tuple[Path, Path]:
     try:
         return files(root)
-    except FileNotFoundError as error:  # the JSON is there but its images are not where it says
+    except FileNotFoundError:  # the JSON is there but its images are not where it says
         from crossmedia.data.karpathy import find_karpathy_file
 
         json_path = find_karpathy_file(root)
