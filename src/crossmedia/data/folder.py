@@ -79,6 +79,16 @@ def read_json_object(path: str | Path, error: type[Exception] = ValueError, *, f
     return data
 
 
+def count_entries(folder: Path, keep: Callable[[os.DirEntry], bool]) -> int:
+    """How many entries of ``folder`` ``keep`` accepts (one ``scandir``); -1 when ``folder`` is not a
+    directory (equal to no count a meta.json records). What the built-in generators' completeness
+    checks count."""
+    if not folder.is_dir():
+        return -1
+    with os.scandir(folder) as entries:
+        return sum(1 for entry in entries if keep(entry))
+
+
 def read_meta(root: str | Path) -> dict[str, Any] | None:
     """The dataset folder's ``meta.json`` as a dict, or None when there is none."""
     meta_file = Path(root) / META

@@ -64,7 +64,7 @@ import numpy as np
 from tqdm import tqdm
 
 from crossmedia.data.builtin.puppets import _CYCLES, FRAMES, IMAGE_SIZE, NUM_CLIPS, PUPPET_ACTIONS, draw_puppet_clip
-from crossmedia.data.folder import DatasetFolder
+from crossmedia.data.folder import DatasetFolder, count_entries
 from crossmedia.data.registry import register_dataset
 
 __all__ = ["CAPTIONS_PER_CLIP", "FPS", "GENERATOR_VERSION", "JSON_NAME", "MSRVTT_SPLITS", "puppet_captions",
@@ -348,10 +348,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, *, fps: int = FPS, crf: int 
 
 def _files_complete(root: Path, meta: dict) -> bool:
     """``annotations.json`` is there and ``videos/`` holds the ``num_clips`` videos of ``meta``."""
-    if not (root / JSON_NAME).is_file() or not (root / "videos").is_dir():
-        return False
-    with os.scandir(root / "videos") as entries:
-        return sum(entry.name.endswith(".mp4") for entry in entries) == meta.get("num_clips")
+    return (root / JSON_NAME).is_file() and \
+        count_entries(root / "videos", lambda entry: entry.name.endswith(".mp4")) == meta.get("num_clips")
 
 
 def _folder(root: str | Path, **settings: int) -> DatasetFolder:

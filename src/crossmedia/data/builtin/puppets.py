@@ -86,7 +86,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from crossmedia.data.folder import DatasetFolder
+from crossmedia.data.folder import DatasetFolder, count_entries
 from crossmedia.data.keypoints import COCO17, COCO17_LIMBS
 from crossmedia.data.registry import register_dataset
 
@@ -555,15 +555,8 @@ def draw_puppet_clip(index: int, *, seed: int = 0, frames: int = FRAMES, size: i
 
 def _files_complete(root: Path, meta: dict) -> bool:
     """``annotations.json`` is there; ``frames/`` and ``masks/`` hold the ``num_clips`` clip folders of ``meta``."""
-    if not (root / JSON_NAME).is_file():
-        return False
-    for sub in ("frames", "masks"):
-        if not (root / sub).is_dir():
-            return False
-        with os.scandir(root / sub) as entries:
-            if sum(entry.is_dir() for entry in entries) != meta.get("num_clips"):
-                return False
-    return True
+    return (root / JSON_NAME).is_file() and all(
+        count_entries(root / sub, lambda entry: entry.is_dir()) == meta.get("num_clips") for sub in ("frames", "masks"))
 
 
 def _folder(root: str | Path, **settings: int) -> DatasetFolder:

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from crossmedia.data.folder import DatasetFolder
+from crossmedia.data.folder import DatasetFolder, count_entries
 from crossmedia.data.karpathy import tokenize
 from crossmedia.data.registry import register_dataset
 
@@ -380,10 +380,8 @@ def _split_of(index: int, num_images: int) -> str:
 
 def _files_complete(root: Path, meta: dict) -> bool:
     """The split file is there and ``images/`` holds the ``num_images`` PNGs ``meta`` records."""
-    if not (root / JSON_NAME).is_file() or not (root / "images").is_dir():
-        return False
-    with os.scandir(root / "images") as entries:
-        return sum(entry.name.endswith(".png") for entry in entries) == meta.get("num_images")
+    return (root / JSON_NAME).is_file() and \
+        count_entries(root / "images", lambda entry: entry.name.endswith(".png")) == meta.get("num_images")
 
 
 def _folder(root: str | Path, **settings: int) -> DatasetFolder:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from crossmedia.data.audio import write_wav
 from crossmedia.data.builtin.scenes import JSON_NAME as SCENES_JSON
 from crossmedia.data.builtin.scenes import make_scenes, scenes_ready
-from crossmedia.data.folder import DatasetFolder, read_meta
+from crossmedia.data.folder import DatasetFolder, count_entries, read_meta
 from crossmedia.data.registry import ensure, register_dataset
 from crossmedia.data.speech import SAMPLE_RATE, Speaker
 
@@ -64,11 +64,10 @@ def _digest(path: Path) -> str:
 def _files_complete(root: Path, meta: dict[str, Any]) -> bool:
     """The split file and the ``num_audio`` WAVs are there, and ``scenes`` is the one they were made from."""
     scenes_json = root / meta.get("image_root", "") / SCENES_JSON
-    if not (root / JSON_NAME).is_file() or not (root / "audio").is_dir() or not scenes_json.is_file():
+    if not (root / JSON_NAME).is_file() or not scenes_json.is_file():
         return False
-    with os.scandir(root / "audio") as entries:
-        if sum(entry.name.endswith(".wav") for entry in entries) != meta.get("num_audio"):
-            return False
+    if count_entries(root / "audio", lambda entry: entry.name.endswith(".wav")) != meta.get("num_audio"):
+        return False
     return _digest(scenes_json) == meta.get("scenes_sha256")
 
 
