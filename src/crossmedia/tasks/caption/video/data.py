@@ -221,14 +221,15 @@ class VideoCaptionDataModule(CaptionDataModule):
             if not self.records[split]:
                 raise ValueError(f"{annotations}: no '{split}' videos; MSR-VTT splits are train, validate, test")
         ids = [r.image_id for r in records]
+        folder = self.features_dir  # resolved once: it reads the tag networks' cards for the cache key
         stores = {}
         for name in ("appearance", "motion"):
-            stores[name] = FeatureStore.open(self.features_dir / f"{name}.h5")
+            stores[name] = FeatureStore.open(folder / f"{name}.h5")
             stores[name].check(ids)
-        tags = read_tags(self.features_dir / "tags.json")
+        tags = read_tags(folder / "tags.json")
         missing = [i for i in ids if str(i) not in tags]
         if missing:
-            raise ValueError(f"{self.features_dir / 'tags.json'}: {len(missing)} videos have no tags, first "
+            raise ValueError(f"{folder / 'tags.json'}: {len(missing)} videos have no tags, first "
                              f"{missing[:5]}; extract the tags of every video of {annotations}")
         self.tag_words = [NO_TAG, *sorted({tags[str(i)][kind] for i in ids for kind in TAG_KINDS})]
         index = {word: i for i, word in enumerate(self.tag_words)}
