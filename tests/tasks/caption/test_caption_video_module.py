@@ -313,3 +313,25 @@ def test_init_from_of_other_words_keeps_the_shared_word_rows(data, folder, stub_
     same = [k for k, v in start.items() if k in state and v.shape == state[k].shape and v.shape[0] not in
             (len(old), len(old) + 3)]
     assert same and all(torch.equal(state[k], start[k]) for k in same)
+
+
+def test_a_scst_stage_trains_from_a_cli_config(folder, tmp_path, monkeypatch):
+    """The scst stage built by LightningCLI from a config (as `make train` does) configures its optimiser: a
+    CLI-built XlanV scst run once stopped in configure_optimizers on a missing rl_start_epoch hparam."""
+    import yaml
+
+    from crossmedia.core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "scst.yaml"
+    config.write_text(yaml.safe_dump({
+        "seed_everything": 0,
+        "model": {"class_path": "crossmedia.tasks.caption.video.module.XlanVModule",
+                  "init_args": {"stage": "scst", "dim": 16, "heads": 2, "stream_blocks": 1, "cross_blocks": 1,
+                                "max_len": 8, "val_beam": 1, "test_beam": 1}},
+        "data": {"class_path": "crossmedia.tasks.caption.video.data.VideoCaptionDataModule",
+                 "init_args": {"root": str(folder), "min_count": 0, "batch_size": 3, "captions_per_image": 3,
+                               "max_len": 8}},
+        "trainer": {"max_steps": 1, "max_epochs": 1, "logger": False, "enable_checkpointing": False,
+                    "limit_val_batches": 0, "enable_progress_bar": False, "enable_model_summary": False}}))
+    assert main(["fit", "-c", str(config)]) in (0, None)
